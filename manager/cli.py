@@ -1,0 +1,31 @@
+"""The `shoal` console script: manage, join, list, create, lab."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from agent import cli as agent_cli
+from manager import lab, manage_cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; each subcommand registers its own flags."""
+    parser = argparse.ArgumentParser(prog="shoal", description="Docker hosts as one Docker endpoint")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    manage_cmd.register(sub)
+    agent_cli.register(sub)
+    lab.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, run the subcommand, return its exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""The cluster: engines by address, lookups, serialized placement and the merged event stream."""
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import re
+import secrets
+from typing import Iterable
+
+import aiohttp
+
+from manager.engine import HEALTHY, PENDING, Engine, EngineOptions
+from manager.errors import ApiError, not_found
+from scheduler import ContainerInfo, ContainerSpec, Node, Scheduler
+
+log = logging.getLogger("shoal.cluster")
+
+SWARM_ID_LABEL = "com.docker.swarm.id"
+EVENT_QUEUE_LIMIT = 10000
+RECENT_EVENTS = 1000  # kept for `docker events --since`
+
+
+def natural_key(text: str) -> list:
+    """`node2` before `node10`."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
+
+
+class Cluster:
+    """All engines, and the operations that need more than one of them."""
+
+    def __init__(self, scheduler: Scheduler, options: EngineOptions) -> None:
+        self.scheduler = scheduler
+        self.options = options
+        self.engines: dict[str, Engine] = {}
+        self.session: aiohttp.ClientSession | None = None
+        self._pending: dict[str, list[ContainerInfo]] = {}
+        self._pending_names: set[str] = set()
+        self._placement = asyncio.Lock()
+        self._subscribers: set[asyncio.Queue] = set()
+        self._recent: collections.deque[dict] = collections.deque(maxlen=RECENT_EVENTS)
+        self.exec_owner: dict[str, str] = {}  # exec ID -> engine address
+
+    async def start(self) -> None:
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=64, force_close=False),
+            auto_decompress=False)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(e.stop() for e in self.engines.values()))
+        self.engines.clear()
+        for queue in self._subscribers:
+            queue.put_nowait(None)
+        if self.session:
+            await self.session.close()
+
+    # ---- membership --------------------------------------------------------------------------
+    async def set_members(self, addrs: Iterable[str]) -> None:
+        """Follow discovery: new addresses become Pending engines, vanished ones are dropped."""
+        wanted = set(addrs)
+        for addr in [a for a in self.engines if a not in wanted]:
+            engine = self.engines.pop(addr)
+            log.info("engine removed addr=%s name=%s", addr, engine.name)
+            await engine.stop()
+        for addr in sorted(wanted - set(self.engines)):
+            log.info("engine added addr=%s", addr)
+            engine = Engine(addr, self.session, self.options, self._on_event, self._duplicate_of)
+            self.engines[addr] = engine
+            engine.start()
+
+    def _duplicate_of(self, engine: Engine) -> str | None:
+        docker_id = engine.id.split("|")[0]
+        for other in self.engines.values():
+            if other is not engine and other.state != PENDING and other.id.split("|")[0] == docker_id:
+                return (f"ID duplicated. {docker_id} shared by this node {engine.addr} "
+                        f"and another node {other.addr}")
+        return None
+
+    def listed_engines(self) -> list[Engine]:
+        """Every engine, in natural order of name (unnamed ones by address)."""
+        return sorted(self.engines.values(), key=lambda e: natural_key(e.name or "~" + e.addr))
+
+    def validated(self) -> list[Engine]:
+        """Engines that have been validated (Healthy or Unhealthy)."""
+        return [e for e in self.listed_engines() if e.state != PENDING and e.id]
+
+    def healthy(self) -> list[Engine]:
+        return [e for e in self.listed_engines() if e.state == HEALTHY]
+
+    def engine_by_name(self, ref: str) -> Engine | None:
+        return next((e for e in self.validated() if ref in (e.name, e.id, e.addr)), None)
+
+    # ---- lookups -----------------------------------------------------------------------------
+    def containers(self) -> Iterable[tuple[Engine, dict]]:
+        for engine in self.validated():
+            for container in engine.containers.values():
+                yield engine, container
+
+    def find_container(self, ref: str, healthy_only: bool = True) -> tuple[Engine, dict]:
+        """Resolve an ID, short ID, Swarm ID, name, `node/name` or unique prefix (classic order)."""
+        found = self._lookup(ref)
+        if found is None:
+            raise not_found("container", ref)
+        engine, container = found
+        if healthy_only and not engine.healthy:
+            raise ApiError(500, f"Container {ref} running on unhealthy node {engine.name}")
+        return found
+
+    def _lookup(self, ref: str) -> tuple[Engine, dict] | None:
+        everything = list(self.containers())
+        for engine, c in everything:
+            swarm_id = (c["Config"].get("Labels") or {}).get(SWARM_ID_LABEL, "")
+            if ref in (c["Id"], c["Id"][:12]) or (swarm_id and ref in (swarm_id, swarm_id[:12])):
+                return engine, c
+        by_name = [(e, c) for e, c in everything
+                   if ref in (c["Name"], c["Name"][1:], e.name + c["Name"], e.id + c["Name"])]
+        if len(by_name) == 1:
+            return by_name[0]
+        if by_name or not ref:
+            return None
+        by_prefix = [(e, c) for e, c in everything if c["Id"].startswith(ref)
+                     or (c["Config"].get("Labels") or {}).get(SWARM_ID_LABEL, "").startswith(ref)]
+        return by_prefix[0] if len(by_prefix) == 1 else None
+
+    def name_taken(self, name: str) -> bool:
+        name = name.lstrip("/")
+        return name in self._pending_names or any(
+            c["Name"] == "/" + name for _, c in self.containers())
+
+    def engines_with_image(self, ref: str) -> list[Engine]:
+        """Validated engines holding an image matching an ID, ID prefix or reference."""
+        return [e for e in self.validated() if any(image_matches(i, ref) for i in e.images)]
+
+    # ---- placement ---------------------------------------------------------------------------
+    def nodes(self) -> list[Node]:
+        """Scheduler snapshots of all validated engines, pending placements included."""
+        result = []
+        for engine in self.validated():
+            node = engine.node()
+            pending = self._pending.get(engine.addr)
+            if pending:
+                node = Node(id=node.id, name=node.name, addr=node.addr, labels=node.labels,
+                            health=node.health, cpus=node.cpus, memory=node.memory,
+                            containers=node.containers + tuple(pending), images=node.images)
+            result.append(node)
+        return result
+
+    async def create_container(self, body: dict, name: str | None,
+                               auth: str | None) -> tuple[Engine, dict]:
+        """Schedule and create a container; returns its engine and the engine's 201 body."""
+        labels = body.setdefault("Labels", None) or {}
+        labels.setdefault(SWARM_ID_LABEL, secrets.token_hex(32))
+        body["Labels"] = labels
+        spec = ContainerSpec.from_create_body(body, name)
+        async with self._placement:
+            if name and self.name_taken(name):
+                raise ApiError(409, f"Conflict: The name {name} is already assigned. You have to "
+                                    f"delete (or rename) that container to be able to assign {name}"
+                                    " to a container again.")
+            if not self.validated():
+                raise ApiError(500, "No nodes available in the cluster")
+            chosen = self.scheduler.rank(spec, self.nodes())[0]
+            engine = next(e for e in self.validated() if e.id == chosen.id)
+            placeholder = spec.as_container("pending:" + labels[SWARM_ID_LABEL])
+            self._pending.setdefault(engine.addr, []).append(placeholder)
+            if name:
+                self._pending_names.add(name.lstrip("/"))
+        try:
+            created = await self._create_on(engine, spec.create_body(), name, auth)
+            await engine.refresh_container(created["Id"])
+        finally:
+            self._pending[engine.addr].remove(placeholder)
+            self._pending_names.discard((name or "").lstrip("/"))
+        log.info("container created id=%s name=%s node=%s image=%s", created["Id"][:12], name,
+                 engine.name, spec.image)
+        return engine, created
+
+    async def _create_on(self, engine: Engine, body: dict, name: str | None,
+                         auth: str | None) -> dict:
+        params = {"name": name} if name else None
+        status, reply = await engine.call("POST", "/containers/create", params=params, body=body)
+        if status == 404 and body.get("Image"):
+            log.info("image missing, pulling node=%s image=%s", engine.name, body["Image"])
+            await self.pull_on(engine, body["Image"], auth)
+            status, reply = await engine.call("POST", "/containers/create", params=params, body=body)
+        if status != 201:
+            raise ApiError(status, reply.get("message", str(reply)) if isinstance(reply, dict) else reply)
+        return reply
+
+    async def pull_on(self, engine: Engine, image: str, auth: str | None) -> None:
+        """Pull one image on one engine, to completion; raises ApiError(404) on failure."""
+        headers = {"X-Registry-Auth": auth} if auth else None
+        resp = await engine.open("POST", "/images/create", params={"fromImage": image},
+                                 headers=headers)
+        async with resp:
+            if resp.status != 200:
+                raise ApiError(404, f"No such image: {image}")
+            async for line in resp.content:
+                message = json.loads(line) if line.strip() else {}
+                if message.get("error"):
+                    raise ApiError(404, f"No such image: {image} ({message['error']})")
+        await engine.refresh_images()
+
+    # ---- events ------------------------------------------------------------------------------
+    def subscribe(self, since: float | None = None) -> asyncio.Queue:
+        """A queue of tagged events from now on, after the recent ones since `since`."""
+        queue: asyncio.Queue = asyncio.Queue(EVENT_QUEUE_LIMIT)
+        if since is not None:
+            for event in self._recent:
+                if event.get("time", 0) >= since:
+                    queue.put_nowait(event)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        self._subscribers.discard(queue)
+
+    @property
+    def listeners(self) -> int:
+        return len(self._subscribers)
+
+    def _on_event(self, engine: Engine, event: dict) -> None:
+        event = tag_event(engine, event)
+        self._recent.append(event)
+        for queue in list(self._subscribers):
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:  # a client that stopped reading: cut it off
+                self._subscribers.discard(queue)
+                queue.get_nowait()
+                queue.put_nowait(None)
+
+
+def tag_event(engine: Engine, event: dict) -> dict:
+    """Classic Swarm's event decoration: who (which node) it came from."""
+    ip = engine.addr.rsplit(":", 1)[0]
+    event = dict(event)
+    node = {"Name": engine.name, "Id": engine.id, "Addr": engine.addr, "Ip": ip}
+    if event.get("from") is not None or event.get("status"):
+        event["from"] = f"{event.get('from', '')} node:{engine.name}".strip()
+    actor = dict(event.get("Actor") or {})
+    actor["Attributes"] = dict(actor.get("Attributes") or {}, **{
+        "node.name": engine.name, "node.id": engine.id, "node.addr": engine.addr, "node.ip": ip})
+    event["Actor"] = actor
+    event["node"] = node
+    return event
+
+
+def image_matches(image: dict, ref: str) -> bool:
+    """Does an /images/json entry match an ID, ID prefix or (tag-aware) reference?"""
+    image_id = image["Id"]
+    if ref in (image_id, image_id.split(":", 1)[-1]) or (
+            len(ref) >= 4 and image_id.split(":", 1)[-1].startswith(ref.removeprefix("sha256:"))):
+        return True
+    wanted = normalize_ref(ref)
+    return any(normalize_ref(tag) == wanted for tag in image.get("RepoTags") or ())
+
+
+def normalize_ref(ref: str) -> str:
+    """busybox -> busybox:latest; docker.io/library/x -> x:latest."""
+    for prefix in ("docker.io/", "index.docker.io/", "library/"):
+        ref = ref.removeprefix(prefix)
+    if "@" not in ref and ":" not in ref.rsplit("/", 1)[-1]:
+        ref += ":latest"
+    return ref

@@ -1,0 +1,34 @@
+"""API errors and how they become Docker-style JSON responses."""
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+API_VERSION = "1.41"  # what we advertise: the engines' (dockerd 20.10) version
+MIN_API_VERSION = "1.24"
+
+
+class ApiError(Exception):
+    """An error answered to the client as `{"message": ...}` with an HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def not_found(what: str, ref: str) -> ApiError:
+    """404 in dockerd's words, e.g. `No such container: web`."""
+    return ApiError(404, f"No such {what}: {ref}")
+
+
+def json_response(obj: object, status: int = 200) -> web.Response:
+    """A JSON body the way dockerd writes it (compact, newline-terminated)."""
+    body = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+def error_response(status: int, message: str) -> web.Response:
+    """dockerd's error shape: `{"message": "..."}`."""
+    return json_response({"message": message}, status)

@@ -1,0 +1,199 @@
+"""Container and exec routes: thin handlers over the cluster, the proxy and the hijack."""
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from manager import views
+from manager.engine import Engine
+from manager.errors import ApiError, json_response, not_found
+from manager.fanout import fan_out
+from manager.proxy import hijack, proxy
+
+if TYPE_CHECKING:
+    from manager.routes import Call
+
+NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+
+
+async def read_json(request: web.Request) -> dict:
+    """The request body as a JSON object; 400 when it is not one."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"invalid JSON in request body: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid JSON in request body: expected an object")
+    return data
+
+
+def _target(call: "Call", healthy_only: bool = True) -> tuple[Engine, dict, str]:
+    """(engine, cached container, path with the reference replaced by the full ID)."""
+    ref = call.args["ref"]
+    engine, container = call.cluster.find_container(unquote(ref), healthy_only)
+    path = call.path.replace(f"/containers/{ref}", f"/containers/{container['Id']}", 1)
+    return engine, container, path
+
+
+def _is_upgrade(request: web.Request) -> bool:
+    return "upgrade" in request.headers.get("Connection", "").lower() and bool(
+        request.headers.get("Upgrade"))
+
+
+async def ps(call: "Call") -> web.Response:
+    return json_response(views.list_containers(call.cluster, call.request.query))
+
+
+async def create(call: "Call") -> web.Response:
+    """Schedule the container onto a node and create it there."""
+    name = call.request.query.get("name") or None
+    if name and not NAME_RE.match(name):
+        raise ApiError(400, f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    body = await read_json(call.request)
+    _, created = await call.cluster.create_container(
+        body, name and name.lstrip("/"), call.request.headers.get("X-Registry-Auth"))
+    return json_response(created, 201)
+
+
+def node_json(engine: Engine) -> dict:
+    """Classic Swarm's `Node` object in inspect output."""
+    return {"ID": engine.id, "IP": views.engine_ip(engine), "Addr": engine.addr,
+            "Name": engine.name, "Cpus": engine.cpus, "Memory": engine.memory,
+            "Labels": dict(engine.labels)}
+
+
+async def inspect(call: "Call") -> web.Response:
+    """Fresh inspect from the owning engine, plus `Node`, ports shown at the node's address."""
+    engine, container, _ = _target(call, healthy_only=False)
+    if not engine.healthy:
+        return json_response(dict(container, Node=node_json(engine)))
+    body = await engine.refresh_container(container["Id"])
+    if body is None:
+        raise not_found("container", call.args["ref"])
+    body = json.loads(json.dumps(body))
+    for bindings in ((body.get("NetworkSettings") or {}).get("Ports") or {}).values():
+        for b in bindings or []:
+            if b.get("HostIp") in views.UNSPECIFIED_IPS:
+                b["HostIp"] = views.engine_ip(engine)
+    body["Node"] = node_json(engine)
+    return json_response(body)
+
+
+async def act(call: "Call") -> web.StreamResponse:
+    """start/stop/kill/restart/pause/unpause/update/wait: proxied, then the cache refreshed."""
+    engine, container, path = _target(call)
+
+    async def refresh(status: int) -> None:
+        await engine.refresh_container(container["Id"])
+
+    return await proxy(call.request, engine, path, call.version, after=refresh)
+
+
+async def rename(call: "Call") -> web.StreamResponse:
+    """Rename with cluster-wide name uniqueness."""
+    new = call.request.query.get("name", "")
+    if not new or not NAME_RE.match(new):
+        raise ApiError(400, f"Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    engine, container, path = _target(call)
+    if call.cluster.name_taken(new):
+        raise ApiError(409, f"Conflict: The name {new} is already assigned. You have to delete "
+                            f"(or rename) that container to be able to assign {new} to a container again.")
+
+    async def refresh(status: int) -> None:
+        await engine.refresh_container(container["Id"])
+
+    return await proxy(call.request, engine, path, call.version, after=refresh)
+
+
+async def remove(call: "Call") -> web.StreamResponse:
+    engine, container, path = _target(call)
+
+    async def forget(status: int) -> None:
+        if status < 300:
+            engine.forget_container(container["Id"])
+
+    return await proxy(call.request, engine, path, call.version, after=forget)
+
+
+async def attach(call: "Call") -> web.StreamResponse:
+    engine, _, path = _target(call)
+    if _is_upgrade(call.request):
+        return await hijack(call.request, engine, path, call.version)
+    return await proxy(call.request, engine, path, call.version)
+
+
+async def forward(call: "Call") -> web.StreamResponse:
+    """logs, top, stats, changes, export, resize, archive: straight to the owning engine."""
+    engine, _, path = _target(call)
+    return await proxy(call.request, engine, path, call.version)
+
+
+async def prune(call: "Call") -> web.Response:
+    """`docker container prune` on every healthy node; results merged."""
+    query = call.request.rel_url.raw_query_string
+
+    async def one(engine: Engine) -> dict:
+        resp = await engine.open("POST", "/containers/prune", query=query)
+        async with resp:
+            body = await resp.json(content_type=None)
+        if resp.status != 200:
+            raise ApiError(resp.status, body.get("message", ""))
+        await engine.refresh_all()
+        return body
+
+    deleted, reclaimed, errors = [], 0, []
+    for engine, result in await fan_out(call.cluster.healthy(), one):
+        if isinstance(result, Exception):
+            errors.append(f"{engine.name}: {result}")
+        else:
+            deleted += result.get("ContainersDeleted") or []
+            reclaimed += result.get("SpaceReclaimed") or 0
+    if errors and not deleted:
+        raise ApiError(500, "\n".join(errors))
+    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+
+# ---- exec ----------------------------------------------------------------------------------------
+async def exec_create(call: "Call") -> web.Response:
+    engine, container, path = _target(call)
+    status, body = await engine.call("POST", path, body=await read_json(call.request))
+    if status != 201:
+        raise ApiError(status, body.get("message", str(body)) if isinstance(body, dict) else body)
+    call.cluster.exec_owner[body["Id"]] = engine.addr
+    return json_response(body, 201)
+
+
+async def _exec_engine(call: "Call") -> Engine:
+    """The engine that owns an exec instance (asked around if the manager restarted since)."""
+    exec_id = call.args["exec"]
+    engine = call.cluster.engines.get(call.cluster.exec_owner.get(exec_id, ""))
+    if engine is None:
+        async def probe(e: Engine) -> bool:
+            status, _ = await e.call("GET", f"/exec/{exec_id}/json")
+            return status == 200
+
+        owners = [e for e, ok in await fan_out(call.cluster.healthy(), probe) if ok is True]
+        if not owners:
+            raise ApiError(404, f"No such exec instance: {exec_id}")
+        engine = owners[0]
+        call.cluster.exec_owner[exec_id] = engine.addr
+    return engine
+
+
+async def exec_start(call: "Call") -> web.StreamResponse:
+    engine = await _exec_engine(call)
+    if _is_upgrade(call.request):
+        return await hijack(call.request, engine, call.path, call.version)
+    return await proxy(call.request, engine, call.path, call.version)
+
+
+async def exec_forward(call: "Call") -> web.StreamResponse:
+    engine = await _exec_engine(call)
+    return await proxy(call.request, engine, call.path, call.version)

@@ -1,0 +1,246 @@
+"""What the manager answers from its cache: `docker ps` rows and `docker info`."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import socket
+import time
+from typing import TYPE_CHECKING, Iterable
+
+from manager.errors import API_VERSION, ApiError
+from manager.timefmt import bytes_size, human_duration, parse_time, rfc3339
+
+if TYPE_CHECKING:
+    from manager.cluster import Cluster
+    from manager.engine import Engine
+
+VERSION = "0.1.0"
+SERVER_VERSION = f"shoal/{VERSION}"
+UNSPECIFIED_IPS = ("", "0.0.0.0", "::")
+
+
+def engine_ip(engine: "Engine") -> str:
+    return engine.addr.rsplit(":", 1)[0]
+
+
+def status_text(state: dict, now: float) -> str:
+    """The STATUS column, recomputed from cached state so it never goes stale."""
+    started, finished = parse_time(state.get("StartedAt")), parse_time(state.get("FinishedAt"))
+    if state.get("Status") == "removing":
+        return "Removal In Progress"
+    if state.get("Dead") or state.get("Status") == "dead":
+        return "Dead"
+    if state.get("Restarting"):
+        return f"Restarting ({state.get('ExitCode', 0)}) {human_duration(now - (finished or now))} ago"
+    if state.get("Running"):
+        text = "Up " + human_duration(now - (started or now))
+        if state.get("Paused"):
+            return text + " (Paused)"
+        health = (state.get("Health") or {}).get("Status")
+        if health == "starting":
+            return text + " (health: starting)"
+        return text + (f" ({health})" if health in ("healthy", "unhealthy") else "")
+    if started is None:
+        return "Created"
+    return f"Exited ({state.get('ExitCode', 0)}) {human_duration(now - (finished or now))} ago"
+
+
+def container_summary(engine: "Engine", c: dict, now: float) -> dict:
+    """One `GET /containers/json` entry, named `/node/name` like classic Swarm."""
+    return {
+        "Id": c["Id"],
+        "Names": ["/" + engine.name + c["Name"]],
+        "Image": c["Config"].get("Image", ""),
+        "ImageID": c.get("Image", ""),
+        "Command": " ".join([c.get("Path", ""), *(c.get("Args") or [])]).strip(),
+        "Created": int(parse_time(c.get("Created")) or 0),
+        "Ports": _ports(engine, c),
+        "Labels": c["Config"].get("Labels") or {},
+        "State": c["State"].get("Status", ""),
+        "Status": status_text(c["State"], now) if engine.healthy else "Host Down",
+        "HostConfig": {"NetworkMode": c["HostConfig"].get("NetworkMode", "default")},
+        "NetworkSettings": {"Networks": (c.get("NetworkSettings") or {}).get("Networks") or {}},
+        "Mounts": [{k: m.get(k) for k in ("Type", "Name", "Source", "Destination", "Driver", "Mode",
+                                          "RW", "Propagation") if k in m} for m in c.get("Mounts") or []],
+    }
+
+
+def _ports(engine: "Engine", c: dict) -> list[dict]:
+    result: list[dict] = []
+    for key, bindings in ((c.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        number, _, proto = key.partition("/")
+        for b in bindings or [None]:
+            entry = {"PrivatePort": int(number), "Type": proto or "tcp"}
+            if b is not None:
+                ip = engine_ip(engine) if b.get("HostIp") in UNSPECIFIED_IPS else b["HostIp"]
+                entry = {"IP": ip, **entry, "PublicPort": int(b.get("HostPort") or 0)}
+            if entry not in result:
+                result.append(entry)
+    return result
+
+
+# ---- docker ps ---------------------------------------------------------------------------------
+def parse_filters(raw: str | None) -> dict[str, list[str]]:
+    """`{"label":{"a=b":true}}` and `{"label":["a=b"]}` both become `{"label": ["a=b"]}`."""
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"invalid filter '{raw}': {exc}") from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, f"invalid filter '{raw}'")
+    return {k: list(v) for k, v in data.items()}
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").lower() not in ("", "0", "no", "false", "none")
+
+
+PS_FILTERS = ("id", "name", "label", "status", "node", "exited", "health", "ancestor", "network",
+              "volume", "before", "since", "is-task")
+STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+
+
+def list_containers(cluster: "Cluster", query) -> list[dict]:
+    """`GET /containers/json` from the cache: all nodes, filters, order and limits like dockerd."""
+    filters = parse_filters(query.get("filters"))
+    for key in filters:
+        if key not in PS_FILTERS:
+            raise ApiError(400, f"invalid filter '{key}'")
+    for status in filters.get("status", []):
+        if status not in STATUSES:
+            raise ApiError(400, f"invalid filter 'status={status}'")
+    limit = int(query.get("limit") or -1) if (query.get("limit") or "-1").lstrip("-").isdigit() else -1
+    everything = _truthy(query.get("all")) or limit > 0 or "exited" in filters or any(
+        s != "running" for s in filters.get("status", []))
+    rows = [(e, c) for e, c in cluster.containers()
+            if (everything or (c["State"].get("Running") and e.healthy)) and _keep(e, c, filters, cluster)]
+    rows.sort(key=lambda ec: ec[1].get("Created", ""), reverse=True)
+    rows = _window(rows, filters, cluster)
+    if limit > 0:
+        rows = rows[:limit]
+    now = time.time()
+    return [container_summary(e, c, now) for e, c in rows]
+
+
+def _keep(engine: "Engine", c: dict, filters: dict[str, list[str]], cluster: "Cluster") -> bool:
+    labels = c["Config"].get("Labels") or {}
+    name = c["Name"].lstrip("/")
+    state = c["State"]
+    checks = {
+        "id": lambda v: c["Id"].startswith(v),
+        "name": lambda v: bool(re.search(v, name) or re.search(v, f"{engine.name}/{name}")),
+        "label": lambda v: (labels.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v
+        else v in labels,
+        "status": lambda v: state.get("Status") == v,
+        "node": lambda v: v in (engine.name, engine.id, engine.addr),
+        "exited": lambda v: not state.get("Running") and str(state.get("ExitCode")) == v,
+        "health": lambda v: ((state.get("Health") or {}).get("Status") or "none") == v,
+        "ancestor": lambda v: c["Config"].get("Image") == v or c.get("Image", "").startswith(v),
+        "network": lambda v: v in ((c.get("NetworkSettings") or {}).get("Networks") or {}),
+        "volume": lambda v: any(v in (m.get("Name"), m.get("Destination")) for m in c.get("Mounts") or []),
+        "is-task": lambda v: ("com.docker.swarm.task" in labels) == _truthy(v),
+    }
+    for key, values in filters.items():
+        check = checks.get(key)
+        if check and values and not any(check(v) for v in values):
+            return False
+    return True
+
+
+def _window(rows: list, filters: dict[str, list[str]], cluster: "Cluster") -> list:
+    """`before` / `since`: containers created before / after the one named."""
+    for key in ("before", "since"):
+        for ref in filters.get(key, []):
+            _, pivot = cluster.find_container(ref, healthy_only=False)
+            created = pivot.get("Created", "")
+            keep = (lambda c: c.get("Created", "") < created) if key == "before" \
+                else (lambda c: c.get("Created", "") > created)
+            rows = [(e, c) for e, c in rows if keep(c)]
+    return rows
+
+
+# ---- docker info -------------------------------------------------------------------------------
+def _container_counts(containers: Iterable[dict]) -> tuple[int, int, int, int]:
+    total = running = paused = 0
+    for c in containers:
+        total += 1
+        if c["State"].get("Paused"):
+            paused += 1
+        elif c["State"].get("Running"):
+            running += 1
+    return total, running, paused, total - running - paused
+
+
+def _node_rows(cluster: "Cluster", engine: "Engine") -> list[list[str]]:
+    scheduler = cluster.scheduler
+    node = engine.node()
+    total, running, paused, stopped = _container_counts(engine.containers.values())
+    containers = f"{total} ({running} Running, {paused} Paused, {stopped} Stopped)" \
+        if engine.healthy else str(total)
+    rows = [
+        [f" {engine.name or '(unknown)'}", engine.addr],
+        ["  └ ID", engine.id],
+        ["  └ Status", engine.state],
+        ["  └ Containers", containers],
+        ["  └ Reserved CPUs", f"{node.used_cpus:g} / {scheduler.total_cpus(node):g}"],
+        ["  └ Reserved Memory",
+         f"{bytes_size(node.used_memory)} / {bytes_size(scheduler.total_memory(node))}"],
+        ["  └ Labels", ", ".join(f"{k}={v}" for k, v in sorted(engine.labels.items()))],
+    ]
+    if engine.error:
+        rows.append(["  └ Error", engine.error])
+    rows += [["  └ UpdatedAt", rfc3339(engine.updated_at)], ["  └ ServerVersion", engine.version]]
+    return rows
+
+
+def info(cluster: "Cluster", role_rows: list[list[str]]) -> dict:
+    """`GET /info`: cluster totals and classic Swarm's SystemStatus rows."""
+    validated = cluster.validated()
+    engines = cluster.listed_engines()
+    total, running, paused, stopped = _container_counts(c for _, c in cluster.containers())
+    status = role_rows + [
+        ["Strategy", cluster.scheduler.strategy_name],
+        ["Filters", ", ".join(cluster.scheduler.filter_names)],
+        ["Nodes", str(len(engines))],
+    ]
+    for engine in engines:
+        status += _node_rows(cluster, engine)
+    uname = platform.uname()
+    return {
+        "ID": "", "Containers": total, "ContainersRunning": running, "ContainersPaused": paused,
+        "ContainersStopped": stopped, "Images": sum(len(e.images) for e in validated),
+        "Driver": "", "DriverStatus": None, "SystemStatus": status,
+        "Plugins": {"Volume": [], "Network": [], "Authorization": None, "Log": []},
+        "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,
+        "CPUShares": True, "CPUSet": True, "IPv4Forwarding": True, "BridgeNfIptables": True,
+        "BridgeNfIp6tables": True, "OomKillDisable": True, "Debug": False,
+        "NFd": 0, "NGoroutines": 0, "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "NEventsListener": cluster.listeners, "KernelVersion": uname.release,
+        "OperatingSystem": "linux", "OSType": "linux", "Architecture": uname.machine,
+        "NCPU": int(sum(e.cpus for e in validated)), "MemTotal": int(sum(e.memory for e in validated)),
+        "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": False,
+        "ServerVersion": SERVER_VERSION, "DockerRootDir": "",
+        "HttpProxy": os.environ.get("HTTP_PROXY", ""), "HttpsProxy": os.environ.get("HTTPS_PROXY", ""),
+        "NoProxy": os.environ.get("NO_PROXY", ""),
+        "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "",
+                  "ControlAvailable": False, "Error": "", "RemoteManagers": None},
+        "LiveRestoreEnabled": False, "Warnings": None,
+    }
+
+
+def version() -> dict:
+    """`GET /version`: the manager itself plus one component per... just the manager."""
+    uname = platform.uname()
+    return {
+        "Platform": {"Name": "Shoal"},
+        "Components": [{"Name": "Shoal", "Version": VERSION,
+                        "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": "1.24"}}],
+        "Version": SERVER_VERSION, "ApiVersion": API_VERSION, "MinAPIVersion": "1.24",
+        "GitCommit": "", "GoVersion": f"python{platform.python_version()}", "Os": "linux",
+        "Arch": uname.machine, "KernelVersion": uname.release,
+        "BuildTime": "", "Experimental": False,
+    }

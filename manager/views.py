@@ -146,7 +146,9 @@ def _keep(engine: "Engine", c: dict, filters: dict[str, list[str]], cluster: "Cl
     }
     for key, values in filters.items():
         check = checks.get(key)
-        if check and values and not any(check(v) for v in values):
+        # label filters must all hold (dockerd's rule); other keys need one match
+        combine = all if key == "label" else any
+        if check and values and not combine(check(v) for v in values):
             return False
     return True
 

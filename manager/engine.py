@@ -66,6 +66,7 @@ class Engine:
         self.failures = 0
         self.updated_at = time.time()
         self.containers: dict[str, dict] = {}
+        self.rendered: dict[str, bytes] = {}  # container ID -> inspect answer, built on demand
         self.images: list[dict] = []
         self._snapshot = None
         self._inflight: dict[str, asyncio.Task] = {}
@@ -189,6 +190,7 @@ class Engine:
     async def refresh_container(self, cid: str) -> dict | None:
         """Re-inspect one container into the cache (None if it is gone)."""
         status, body = await self.call("GET", f"/containers/{cid}/json")
+        self.rendered.pop(cid, None)
         if status == 404:
             self.containers.pop(cid, None)
             body = None
@@ -199,6 +201,7 @@ class Engine:
 
     def forget_container(self, cid: str) -> None:
         self.containers.pop(cid, None)
+        self.rendered.pop(cid, None)
         self._changed()
 
     async def refresh_images(self) -> None:
@@ -211,7 +214,7 @@ class Engine:
         seen = {c["Id"]: c for c in listed}
         for cid in list(self.containers):
             if cid not in seen:
-                self.containers.pop(cid, None)
+                self.forget_container(cid)
         stale = [cid for cid, c in seen.items()
                  if cid not in self.containers
                  or self.containers[cid]["State"]["Status"] != c.get("State")]

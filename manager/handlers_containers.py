@@ -10,7 +10,7 @@ from aiohttp import web
 
 from manager import views
 from manager.engine import Engine
-from manager.errors import ApiError, json_response, not_found
+from manager.errors import ApiError, json_response
 from manager.fanout import fan_out
 from manager.proxy import hijack, proxy
 
@@ -70,20 +70,18 @@ def node_json(engine: Engine) -> dict:
 
 
 async def inspect(call: "Call") -> web.Response:
-    """Fresh inspect from the owning engine, plus `Node`, ports shown at the node's address."""
+    """Inspect from the event-fed cache, plus `Node`; ports shown at the node's address."""
     engine, container, _ = _target(call, healthy_only=False)
-    if not engine.healthy:
-        return json_response(dict(container, Node=node_json(engine)))
-    body = await engine.refresh_container(container["Id"])
-    if body is None:
-        raise not_found("container", call.args["ref"])
-    body = json.loads(json.dumps(body))
-    for bindings in ((body.get("NetworkSettings") or {}).get("Ports") or {}).values():
-        for b in bindings or []:
-            if b.get("HostIp") in views.UNSPECIFIED_IPS:
-                b["HostIp"] = views.engine_ip(engine)
-    body["Node"] = node_json(engine)
-    return json_response(body)
+    raw = engine.rendered.get(container["Id"])
+    if raw is None:
+        body = json.loads(json.dumps(container))
+        for bindings in ((body.get("NetworkSettings") or {}).get("Ports") or {}).values():
+            for b in bindings or []:
+                if b.get("HostIp") in views.UNSPECIFIED_IPS:
+                    b["HostIp"] = views.engine_ip(engine)
+        body["Node"] = node_json(engine)
+        raw = engine.rendered[container["Id"]] = json.dumps(body).encode() + b"\n"
+    return web.Response(body=raw, content_type="application/json")
 
 
 async def act(call: "Call") -> web.StreamResponse:

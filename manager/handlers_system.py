@@ -72,12 +72,10 @@ async def events(call: "Call") -> web.StreamResponse:
     await resp.prepare(call.request)
     try:
         while True:
-            timeout = None if until is None else until - time.time()
-            if timeout is not None and timeout <= 0:
-                break
-            try:
-                event = await asyncio.wait_for(queue.get(), timeout)
-            except asyncio.TimeoutError:
+            timeout = None if until is None else max(0.0, until - time.time())
+            try:  # once `until` has passed, what is already queued (replayed) still goes out
+                event = queue.get_nowait() if timeout == 0 else await asyncio.wait_for(queue.get(), timeout)
+            except (asyncio.QueueEmpty, asyncio.TimeoutError):
                 break
             if event is None:
                 break

@@ -1,7 +1,10 @@
 """The discovery interface: membership only, never Docker."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import AsyncIterator, Protocol
+
+HealthCheck = Callable[[], Awaitable[bool]]
 
 
 class DiscoveryError(Exception):
@@ -15,6 +18,7 @@ class Discovery(Protocol):
         """Yield the full current set of engine addresses, then again after every change."""
         ...
 
-    async def register(self, addr: str, ttl: float, heartbeat: float) -> None:
-        """Keep `addr` registered (refresh every `heartbeat`) until cancelled."""
+    async def register(self, addr: str, ttl: float, heartbeat: float, alive: HealthCheck | None = None) -> None:
+        """Keep `addr` registered (refresh every `heartbeat`, expire `ttl` after the last refresh)
+        until cancelled, refreshing only while `alive()` answers True; leave at once when cancelled."""
         ...

@@ -72,3 +72,90 @@ class Node:
     @cached_property
     def used_memory(self) -> int:
         return sum(c.memory for c in self.containers)
+
+    # ---- lazily built indexes (a Node never changes, so each is computed at most once) ----
+    @cached_property
+    def container_slots(self) -> int | None:
+        """The engine label `containerslots=N`, or None (unlimited) when missing or not an integer."""
+        try:
+            return int(self.labels["containerslots"])
+        except (KeyError, ValueError):
+            return None
+
+    @cached_property
+    def container_refs(self) -> frozenset[str]:
+        """What names a container here: full and 12-char IDs, names, Swarm IDs."""
+        refs: set[str] = set()
+        for c in self.containers:
+            refs.update((c.id, c.id[:12], *c.names))
+            swarm_id = c.labels.get(SWARM_ID_LABEL)
+            if swarm_id:
+                refs.update((swarm_id, swarm_id[:12]))
+        return frozenset(refs)
+
+    @cached_property
+    def image_refs(self) -> frozenset[str]:
+        """Image IDs, repo tags and repo names (tag or digest removed) of the images here."""
+        refs: set[str] = set()
+        for image in self.images:
+            refs.add(image.id)
+            refs.update(image.repo_tags)
+            refs.update(repo_name(tag) for tag in image.repo_tags)
+        return frozenset(refs)
+
+    @cached_property
+    def ports_in_use(self) -> Mapping[tuple[str, str], tuple[tuple[str, str], ...]]:
+        """(host port, protocol) -> ((host IP, container name), ...) for every published port,
+        counting the exposed ports of --net=host containers as bound on all interfaces."""
+        used: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for c in self.containers:
+            owner = c.names[0] if c.names else c.id[:12]
+            for b in c.port_bindings:
+                if b.host_port:
+                    used.setdefault((b.host_port, protocol(b.container_port)), []).append((b.host_ip, owner))
+            if c.network_mode == "host":
+                for port in c.exposed_ports:
+                    used.setdefault(split_port(port), []).append(("", owner))
+        return {key: tuple(owners) for key, owners in used.items()}
+
+    def affinity_candidates(self, key: str) -> frozenset[str]:
+        """What an affinity on `key` matches here: `container` -> container_refs, `image` ->
+        image_refs, any other key -> that container label's values ('' where it is missing)."""
+        values = self._label_values.get(key)
+        if values is None:
+            values = self._label_values[key] = (
+                self.container_refs if key == "container" else self.image_refs if key == "image"
+                else frozenset(c.labels.get(key, "") for c in self.containers))
+        return values
+
+    @cached_property
+    def _label_values(self) -> dict[str, frozenset[str]]:
+        return {}
+
+    def has_container(self, ref: str) -> bool:
+        """True when `ref` (ID, short ID, name, Swarm ID, or `<node name>/<name>`) is here."""
+        ref = ref.lstrip("/")
+        if ref.startswith(self.name + "/"):
+            ref = ref[len(self.name) + 1:]
+        return ref in self.container_refs
+
+
+SWARM_ID_LABEL = "com.docker.swarm.id"
+
+
+def repo_name(tag: str) -> str:
+    """`registry:5000/repo:tag` or `repo@sha256:...` -> the repository without tag or digest."""
+    if "@" in tag:
+        return tag.split("@", 1)[0]
+    colon = tag.rfind(":")
+    return tag[:colon] if colon > tag.rfind("/") else tag
+
+
+def protocol(port: str) -> str:
+    """'80/udp' -> 'udp'; a bare '80' is tcp."""
+    return port.partition("/")[2] or "tcp"
+
+
+def split_port(port: str) -> tuple[str, str]:
+    """'80/udp' -> ('80', 'udp'); '80' -> ('80', 'tcp')."""
+    return port.partition("/")[0], protocol(port)

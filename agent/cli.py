@@ -1,0 +1,144 @@
+"""`shoal join`, `shoal list`, `shoal create`: classic Swarm's flags, defaults and error texts."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import uuid
+
+from agent.join import run_join
+from discovery import Discovery, DiscoveryError, from_url, parse_duration
+from discovery.addresses import is_host_port
+
+
+class UsageError(Exception):
+    """A bad flag or argument; the message is what the user sees."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `join`, `list` and `create` to the `shoal` command line."""
+    join = sub.add_parser("join", aliases=["j"], help="join a cluster: keep this host's engine registered",
+                          description="Register the engine at --advertise in discovery and keep it there "
+                                      "while it answers /_ping; leave at once on SIGTERM/SIGINT.")
+    join.add_argument("--advertise", "--addr", default=os.environ.get("SWARM_ADVERTISE", ""),
+                      help="address of this host's Docker engine, host:port (env SWARM_ADVERTISE)")
+    join.add_argument("--heartbeat", default="60s", help="time between refreshes (default 60s)")
+    join.add_argument("--ttl", default="180s", help="expire the registration after this long without refresh "
+                                                     "(default 180s)")
+    join.add_argument("--delay", default="0s", help="wait a random time in [0, delay) before joining "
+                                                     "(default 0s)")
+    join.add_argument("--engine", default="", help="engine to health-check: host:port, tcp://, unix:// "
+                                                    "(default: the --advertise address)")
+    _discovery_args(join)
+    join.set_defaults(func=join_cmd)
+
+    lst = sub.add_parser("list", aliases=["l"], help="list the engines in a cluster",
+                         description="Print one host:port per line for the engines in discovery.")
+    lst.add_argument("--timeout", default="10s", help="give up after this long without an answer (default 10s)")
+    _discovery_args(lst)
+    lst.set_defaults(func=list_cmd)
+
+    create = sub.add_parser("create", aliases=["c"], help="print a new cluster ID (use it as the etcd prefix)")
+    create.set_defaults(func=create_cmd)
+
+
+def _discovery_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--discovery-opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="kv.path, kv.cacertfile, kv.certfile, kv.keyfile (repeatable)")
+    parser.add_argument("discovery", nargs="?", default=os.environ.get("SWARM_DISCOVERY", ""),
+                        help="etcd://host:port/<prefix>, nodes://…, file://… (env SWARM_DISCOVERY)")
+
+
+def join_cmd(args: argparse.Namespace) -> int:
+    """Run `shoal join` until a signal; exit code."""
+    try:
+        _require_discovery(args, "join")
+        if not args.advertise:
+            raise UsageError("missing mandatory --advertise flag")
+        if not is_host_port(args.advertise):
+            raise UsageError("--advertise should be of the form ip:port or hostname:port")
+        heartbeat, ttl, delay = (_duration(args, flag) for flag in ("heartbeat", "ttl", "delay"))
+        if delay < 0:
+            raise UsageError("--delay should not be a negative number")
+        if heartbeat < 1:
+            raise UsageError("--heartbeat should be at least one second")
+        if ttl <= heartbeat:
+            raise UsageError("--ttl must be strictly superior to the heartbeat value")
+        discovery = from_url(args.discovery, _options(args), heartbeat)
+        _log_to_stderr(logging.INFO)
+        asyncio.run(run_join(discovery, args.advertise, args.engine or args.advertise, heartbeat, ttl, delay))
+    except (UsageError, DiscoveryError) as err:
+        return _fail("join", err)
+    return 0
+
+
+def list_cmd(args: argparse.Namespace) -> int:
+    """Print the cluster's engines, one per line; exit code."""
+    try:
+        _require_discovery(args, "list")
+        timeout = _duration(args, "timeout")
+        if timeout <= 0:
+            raise UsageError("--timeout should be a positive number")
+        discovery = from_url(args.discovery, _options(args))
+        _log_to_stderr(logging.WARNING)
+        addrs = asyncio.run(_first_members(discovery, timeout))
+    except (UsageError, DiscoveryError) as err:
+        return _fail("list", err)
+    if not addrs:
+        return _fail("list", "Timed out")
+    for addr in sorted(addrs):
+        print(addr)
+    return 0
+
+
+def create_cmd(args: argparse.Namespace) -> int:
+    """Print a new random cluster ID (32 hex digits)."""
+    print(uuid.uuid4().hex)
+    return 0
+
+
+async def _first_members(discovery: Discovery, timeout: float) -> frozenset[str]:
+    """The first non-empty membership within `timeout`, else an empty set."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout), contextlib.aclosing(discovery.watch()) as updates:
+            async for addrs in updates:
+                if addrs:
+                    return addrs
+    return frozenset()
+
+
+def _fail(command: str, error: Exception | str) -> int:
+    """Tell the user what went wrong, as `shoal <command>: <message>`; exit code 1."""
+    print(f"shoal {command}: {error}", file=sys.stderr)
+    return 1
+
+
+def _duration(args: argparse.Namespace, flag: str) -> float:
+    try:
+        return parse_duration(getattr(args, flag))
+    except ValueError as err:
+        raise UsageError(f"invalid --{flag}: {err}") from None
+
+
+def _require_discovery(args: argparse.Namespace, command: str) -> None:
+    if not args.discovery:
+        raise UsageError(f"discovery required to {command} a cluster. See 'shoal {command} --help'.")
+
+
+def _options(args: argparse.Namespace) -> dict[str, str]:
+    """`--discovery-opt key=value` flags as a dict."""
+    options: dict[str, str] = {}
+    for option in args.discovery_opt:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise UsageError(f"invalid --discovery-opt {option!r}: expected key=value")
+        options[key] = value
+    return options
+
+
+def _log_to_stderr(level: int) -> None:
+    """One line per event on stderr, unless the caller configured logging already."""
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")

@@ -1,0 +1,163 @@
+"""The few etcd v3 calls discovery needs, over etcd3aio: every call has a deadline, every failure
+is a `StoreError`, and a watch that etcd cancels (compacted revision) raises instead of hanging."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+
+import grpc.aio
+from etcd3aio import Etcd3Client, EtcdError, prefix_range_end
+
+CALL_TIMEOUT = 5.0
+_PUT = 0
+
+
+class StoreError(Exception):
+    """etcd could not be reached in time, or refused the call."""
+
+
+class WatchCanceled(Exception):
+    """etcd cancelled a watch; `compact_revision` > 0 when its start revision was compacted."""
+
+    def __init__(self, compact_revision: int) -> None:
+        super().__init__(f"watch canceled by etcd (compact_revision={compact_revision})")
+        self.compact_revision = compact_revision
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM contents for a TLS connection to etcd."""
+
+    ca: bytes
+    cert: bytes
+    key: bytes
+
+
+@dataclass(frozen=True)
+class Change:
+    """One watched key's new value, or None when it was deleted (or its lease expired)."""
+
+    key: str
+    value: str | None
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, grpc.aio.AioRpcError):
+        return f"{err.code().name}: {err.details()}"
+    return str(err) or type(err).__name__
+
+
+@contextlib.contextmanager
+def _store_errors(operation: str) -> Iterator[None]:
+    """Turn the client's many failure types into `StoreError`."""
+    try:
+        yield
+    except (EtcdError, grpc.aio.AioRpcError, TimeoutError, OSError) as err:
+        raise StoreError(f"{operation}: {_describe(err)}") from err
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def _resolve(endpoints: list[str]) -> list[str]:
+    """IPv4 `ip:port` for each endpoint: the client's gRPC target accepts addresses only."""
+    loop = asyncio.get_running_loop()
+    resolved = []
+    for endpoint in endpoints:
+        host, _, port = endpoint.rpartition(":")
+        if not _is_ipv4(host):
+            infos = await loop.getaddrinfo(host, int(port), family=socket.AF_INET, type=socket.SOCK_STREAM)
+            host = infos[0][4][0]
+        resolved.append(f"{host}:{port}")
+    return resolved
+
+
+class EtcdStore:
+    """An open connection to etcd (use as `async with`)."""
+
+    def __init__(self, endpoints: list[str], tls: TlsFiles | None = None) -> None:
+        self._endpoints = endpoints
+        self._tls = tls
+        self._client: Etcd3Client | None = None
+
+    async def __aenter__(self) -> EtcdStore:
+        with _store_errors("resolve etcd endpoints"):
+            targets = await _resolve(self._endpoints)
+        tls_args: dict[str, bytes] = {}
+        server_name = None
+        if self._tls is not None:
+            tls_args = {"ca_cert": self._tls.ca, "cert_chain": self._tls.cert, "cert_key": self._tls.key}
+            host = self._endpoints[0].rpartition(":")[0]
+            server_name = None if _is_ipv4(host) else host   # verify the certificate against the name
+        self._client = Etcd3Client(targets, tls_server_name=server_name, **tls_args)
+        await self._client.connect()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> Etcd3Client:
+        """The connected client (only inside `async with`)."""
+        if self._client is None:
+            raise RuntimeError("EtcdStore used outside `async with`")
+        return self._client
+
+    async def get_prefix(self, prefix: str) -> tuple[dict[str, str], int]:
+        """Every key under `prefix` with its value, and the store revision of that view."""
+        with _store_errors("list"):
+            resp = await self.client.kv.get(prefix, range_end=prefix_range_end(prefix), timeout=CALL_TIMEOUT)
+        return {kv.key.decode(): kv.value.decode() for kv in resp.kvs}, resp.header.revision
+
+    async def watch_prefix(self, prefix: str, start_revision: int) -> AsyncIterator[list[Change]]:
+        """Changes under `prefix` from `start_revision` on, one batch per etcd response. The client
+        reconnects by itself and resumes after the last revision it saw; raises `WatchCanceled`."""
+        with _store_errors("watch"):
+            async for resp in self.client.watch.watch(prefix, range_end=prefix_range_end(prefix),
+                                                      start_revision=start_revision):
+                if resp.canceled or resp.compact_revision:
+                    raise WatchCanceled(resp.compact_revision)
+                if resp.events:
+                    yield [Change(ev.kv.key.decode(), ev.kv.value.decode() if ev.type == _PUT else None)
+                           for ev in resp.events]
+        raise StoreError("watch: stream ended")
+
+    async def grant(self, ttl: int) -> int:
+        """A new lease of `ttl` seconds; its ID."""
+        with _store_errors("lease grant"):
+            return (await self.client.lease.grant(ttl, timeout=CALL_TIMEOUT)).ID
+
+    async def put(self, key: str, value: str, lease: int) -> None:
+        """Write `key` attached to `lease` (deleted with it)."""
+        with _store_errors("put"):
+            await self.client.kv.put(key, value, lease=lease, timeout=CALL_TIMEOUT)
+
+    async def keepalive(self, lease: int) -> int:
+        """Refresh `lease` once; its TTL now, or 0 when etcd no longer has it."""
+        with _store_errors("lease keepalive"):
+            async with asyncio.timeout(CALL_TIMEOUT):
+                call = self.client.lease.keep_alive(lease)
+                try:
+                    async for resp in call:
+                        return max(resp.TTL, 0)
+                finally:
+                    call.cancel()
+        raise StoreError("lease keepalive: no answer")
+
+    async def revoke(self, lease: int, timeout: float = CALL_TIMEOUT) -> None:
+        """End `lease` now, deleting its keys."""
+        with _store_errors("lease revoke"):
+            await self.client.lease.revoke(lease, timeout=timeout, max_attempts=1)

@@ -1,0 +1,173 @@
+"""The lab's daemons: one dockerd per node, the offline busybox image, registry and etcd.
+
+Talks to engines with http.client over TCP (the lab is synchronous and stdlib-only).
+"""
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from manager.lab_sys import LabError, Proc, free_ports, run, spawn
+
+ENGINE_PORT = 2375
+REGISTRY_PORT = 5000
+SHUTDOWN_TIMEOUT = 2  # seconds dockerd gives running containers when it stops
+BUSYBOX = "/bin/busybox"  # Debian busybox-static: one static binary
+ROOTFS_DIRS = {"bin": 0o755, "dev": 0o755, "etc": 0o755, "proc": 0o555, "root": 0o700,
+               "sys": 0o555, "tmp": 0o1777, "var": 0o755}
+
+
+@dataclass
+class Node:
+    """One lab host: its namespace, veth, dirs, cgroup parent, labels and dockerd."""
+
+    name: str
+    ip: str
+    netns: str
+    veth: str
+    dir: str
+    run_dir: str
+    cgroup: str
+    labels: dict[str, str] = field(default_factory=dict)
+    dockerd: Proc | None = None
+
+    @property
+    def engine(self) -> str:
+        """The engine's TCP address, "ip:2375"."""
+        return f"{self.ip}:{ENGINE_PORT}"
+
+
+def api(addr: str, method: str, path: str, body: bytes | None = None,
+        headers: dict[str, str] | None = None, timeout: float = 30.0) -> tuple[int, bytes]:
+    """One plain HTTP request to `addr` ("host:port"): (status, whole body)."""
+    host, port = addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        reply = conn.getresponse()
+        return reply.status, reply.read()
+    except (OSError, http.client.HTTPException) as err:
+        raise LabError(f"{method} {path} on {addr}: {err!r}") from err
+    finally:
+        conn.close()
+
+
+def answers(addr: str, path: str = "/_ping") -> bool:
+    """True if GET `path` on `addr` returns 200 within a second."""
+    try:
+        return api(addr, "GET", path, timeout=1.0)[0] == 200
+    except LabError:
+        return False
+
+
+def api_checked(addr: str, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> bytes:
+    """A request that must succeed: raise LabError on an HTTP error status or on an
+    `{"error": ...}` message in a streamed JSON reply (import, push)."""
+    status, data = api(addr, method, path, body, headers)
+    errors = [m["error"] for m in _json_lines(data) if isinstance(m, dict) and m.get("error")]
+    if status >= 300 or errors:
+        raise LabError(f"{method} {path} on {addr}: {status} {errors or data[:300]!r}")
+    return data
+
+
+def _json_lines(data: bytes) -> list[object]:
+    """The JSON values of a newline-separated stream; lines that are not JSON are skipped."""
+    values = []
+    for line in data.splitlines():
+        try:
+            values.append(json.loads(line))
+        except ValueError:
+            continue
+    return values
+
+
+def start_dockerd(node: Node, insecure_registries: list[str]) -> Proc:
+    """Spawn dockerd in the node's netns and a fresh UTS namespace named after the node."""
+    home, exec_root = Path(node.dir), Path(node.run_dir)
+    home.mkdir(parents=True, exist_ok=True)
+    exec_root.mkdir(parents=True, exist_ok=True)
+    config = home / "daemon.json"
+    config.write_text(json.dumps({"deprecated-key-path": str(home / "key.json"),
+                                  "insecure-registries": insecure_registries,
+                                  "shutdown-timeout": SHUTDOWN_TIMEOUT}))
+    flags = ["--data-root", str(home / "data"), "--exec-root", str(exec_root),
+             "--pidfile", str(exec_root / "dockerd.pid"), "--config-file", str(config),
+             "--host", f"tcp://{node.engine}", "--host", f"unix://{exec_root}/docker.sock",
+             "--tls=false", "--cgroup-parent", node.cgroup]
+    flags += [f"--label={k}={v}" for k, v in node.labels.items()]
+    cmd = ["nsenter", f"--net=/run/netns/{node.netns}", "unshare", "--uts",
+           "sh", "-c", f'hostname {node.name} && exec "$0" "$@"', "dockerd", *flags]
+    return spawn(cmd, home / "dockerd.log")
+
+
+def busybox_tar() -> bytes:
+    """A rootfs tar: /bin/busybox from busybox-static plus a symlink per applet."""
+    applets = [a for a in run(BUSYBOX, "--list").stdout.split() if a != "busybox"]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, mode in ROOTFS_DIRS.items():
+            tar.addfile(_entry(name, tarfile.DIRTYPE, mode))
+        tar.add(BUSYBOX, arcname="bin/busybox")
+        for applet in applets:
+            tar.addfile(_entry(f"bin/{applet}", tarfile.SYMTYPE, 0o777, "busybox"))
+    return buf.getvalue()
+
+
+def _entry(name: str, kind: bytes, mode: int, target: str = "") -> tarfile.TarInfo:
+    """A tar header for a directory or symlink owned by root."""
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.linkname = kind, mode, target
+    return info
+
+
+def import_busybox(addr: str, rootfs: bytes) -> None:
+    """`docker import -c 'CMD ["sh"]' - busybox:latest` on one engine."""
+    query = urlencode({"fromSrc": "-", "repo": "busybox", "tag": "latest", "changes": 'CMD ["sh"]'})
+    api_checked(addr, "POST", f"/images/create?{query}", rootfs, {"Content-Type": "application/x-tar"})
+
+
+def remove_containers(addr: str) -> int:
+    """Force-remove every container (and its anonymous volumes) on one engine."""
+    containers = json.loads(api_checked(addr, "GET", "/containers/json?all=1"))
+    for c in containers:
+        api_checked(addr, "DELETE", f"/containers/{c['Id']}?force=1&v=1")
+    return len(containers)
+
+
+def seed_registry(addr: str, registry: str) -> None:
+    """Push busybox from engine `addr` to `registry`, then drop that tag from the engine."""
+    repo = f"{registry}/busybox"
+    auth = {"X-Registry-Auth": base64.urlsafe_b64encode(b"{}").decode()}
+    api_checked(addr, "POST", f"/images/busybox:latest/tag?repo={quote(repo)}&tag=latest")
+    api_checked(addr, "POST", f"/images/{repo}/push?tag=latest", headers=auth)
+    api_checked(addr, "DELETE", f"/images/{repo}:latest")
+
+
+def start_registry(home: Path, bridge_ip: str) -> tuple[Proc, str]:
+    """Debian's docker-registry on the bridge address, storage under `home`."""
+    home.mkdir(parents=True, exist_ok=True)
+    addr = f"{bridge_ip}:{REGISTRY_PORT}"
+    config = home / "config.yml"  # YAML is a superset of JSON
+    config.write_text(json.dumps({
+        "version": 0.1, "log": {"level": "warn"}, "http": {"addr": addr},
+        "storage": {"filesystem": {"rootdirectory": str(home / "data")}, "delete": {"enabled": True}},
+    }))
+    return spawn(["/usr/bin/docker-registry", "serve", str(config)], home / "registry.log"), addr
+
+
+def start_etcd(home: Path, name: str) -> tuple[Proc, str]:
+    """A single-member etcd on free loopback client and peer ports, data under `home`."""
+    home.mkdir(parents=True, exist_ok=True)
+    client, peer = (f"http://127.0.0.1:{port}" for port in free_ports(2))
+    cmd = ["/usr/bin/etcd", "--name", name, "--data-dir", str(home / "data"),
+           "--listen-client-urls", client, "--advertise-client-urls", client,
+           "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+           "--initial-cluster", f"{name}={peer}", "--log-level", "warn"]
+    return spawn(cmd, home / "etcd.log"), client.removeprefix("http://")

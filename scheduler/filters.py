@@ -1,0 +1,207 @@
+"""Filters: each keeps the nodes a container may go to and says why it dropped the others.
+
+A filter has a `name`, `describe(spec)` (the conditions a no-fit message lists, as classic
+Swarm prints them) and `filter(spec, nodes) -> (kept, {node id: Reason})`. A filter is a list
+of rules applied in turn; a rule selects the nodes that pass it over the whole list at once
+(so it can share work between nodes) and explains, per dropped node, what the node had.
+"""
+from __future__ import annotations
+
+from itertools import compress
+from typing import Callable, ClassVar, NamedTuple, Sequence
+
+from scheduler.expr import Expr
+from scheduler.node import Node, protocol, split_port
+from scheduler.spec import ContainerSpec
+
+_ALL_INTERFACES = frozenset({"", "0.0.0.0", "::"})
+
+
+def _no_detail(node: Node) -> str:
+    return ""
+
+
+class Reason(NamedTuple):
+    """Why nodes were dropped: `text` names the rule (`constraint size==xxl`) and is shared by
+    all nodes it drops; `detail(node)` says what one node had (`node has size=small`), and is
+    only computed when a no-fit message needs it."""
+
+    text: str
+    detail: Callable[[Node], str] = _no_detail
+
+    def explain(self, node: Node) -> str:
+        detail = self.detail(node)
+        return f"{self.text} ({detail})" if detail else self.text
+
+
+class Rule(NamedTuple):
+    """One condition: `test(nodes)` says, node by node, whether each passes; `reason` is why the
+    others fail. Testing the whole list at once lets a rule share work between nodes."""
+
+    reason: Reason
+    test: Callable[[Sequence[Node]], list[bool]]
+
+
+class Filter:
+    """Base: applies `rules(spec)` in order, each narrowing the nodes the previous one kept."""
+
+    name: ClassVar[str]
+
+    def describe(self, spec: ContainerSpec) -> list[str]:
+        return []
+
+    def rules(self, spec: ContainerSpec) -> list[Rule]:
+        raise NotImplementedError
+
+    def filter(self, spec: ContainerSpec, nodes: Sequence[Node]) -> tuple[list[Node], dict[str, Reason]]:
+        kept, rejected = list(nodes), {}
+        for rule in self.rules(spec):
+            passes = rule.test(kept)
+            if not all(passes):
+                rejected.update({node.id: rule.reason for node, ok in zip(kept, passes) if not ok})
+                kept = list(compress(kept, passes))
+        return kept, rejected
+
+
+class HealthFilter(Filter):
+    """Only healthy nodes."""
+
+    name = "health"
+
+    def rules(self, spec: ContainerSpec) -> list[Rule]:
+        return [Rule(Reason("node is unhealthy"), lambda nodes: [n.health > 0 for n in nodes])]
+
+
+class PortFilter(Filter):
+    """A host port is usable once per node: bridge bindings (host IP aware, per protocol) and,
+    with --net=host, the exposed ports; pending placements count."""
+
+    name = "port"
+
+    @staticmethod
+    def _requests(spec: ContainerSpec) -> list[tuple[tuple[str, str], str, str]]:
+        """((port, protocol), host IP, description) for each host port the spec needs."""
+        if spec.network_mode == "host":
+            return [(split_port(p), "", f"port {p} (Host mode)") for p in spec.exposed_ports]
+        return [((b.host_port, protocol(b.container_port)), b.host_ip, f"port {b.host_port} (Bridge mode)")
+                for b in spec.port_bindings if b.host_port]
+
+    def describe(self, spec: ContainerSpec) -> list[str]:
+        return [description for _, _, description in self._requests(spec)]
+
+    def rules(self, spec: ContainerSpec) -> list[Rule]:
+        return [self._rule(port, proto, ip) for (port, proto), ip, _ in self._requests(spec)]
+
+    @staticmethod
+    def _rule(port: str, proto: str, ip: str) -> Rule:
+        def user(node: Node) -> str | None:
+            """The container already using this port on the node, if any."""
+            for used_ip, owner in node.ports_in_use.get((port, proto), ()):
+                if ip == used_ip or ip in _ALL_INTERFACES or used_ip in _ALL_INTERFACES:
+                    return owner
+            return None
+
+        shown = port if proto == "tcp" else f"{port}/{proto}"
+        return Rule(Reason(f"port {shown} already in use", lambda node: f"by {user(node)}"),
+                    lambda nodes: [user(n) is None for n in nodes])
+
+
+class ContainerSlotsFilter(Filter):
+    """Engine label containerslots=N caps the containers (any state, pending too) of a node."""
+
+    name = "containerslots"
+
+    def describe(self, spec: ContainerSpec) -> list[str]:
+        return ["available container slots"]
+
+    def rules(self, spec: ContainerSpec) -> list[Rule]:
+        reason = Reason("no available container slots",
+                        lambda node: f"{len(node.containers)} containers, containerslots={node.container_slots}")
+        return [Rule(reason, lambda nodes: [
+            n.container_slots is None or len(n.containers) < n.container_slots for n in nodes])]
+
+
+class DependencyFilter(Filter):
+    """--volumes-from, --link and --net=container:X go where their target container is."""
+
+    name = "dependency"
+
+    @staticmethod
+    def _targets(spec: ContainerSpec) -> list[tuple[str, str]]:
+        """(description, container reference) for every dependency of the spec."""
+        deps = [(f"--volumes-from={v}", v.split(":")[0]) for v in spec.volumes_from]
+        deps += [(f"--link={link}", link.split(":")[0]) for link in spec.links]
+        if spec.network_mode.startswith("container:"):
+            deps.append((f"--net={spec.network_mode}", spec.network_mode.partition(":")[2]))
+        return deps
+
+    def describe(self, spec: ContainerSpec) -> list[str]:
+        return [description for description, _ in self._targets(spec)]
+
+    def rules(self, spec: ContainerSpec) -> list[Rule]:
+        return [self._rule(description, ref) for description, ref in self._targets(spec)]
+
+    @staticmethod
+    def _rule(description: str, ref: str) -> Rule:
+        return Rule(Reason(f"dependency {description}", lambda node: f"no container {ref.lstrip('/')} here"),
+                    lambda nodes: [n.has_container(ref) for n in nodes])
+
+
+class AffinityFilter(Filter):
+    """Affinities: `container` (IDs, names), `image` (IDs, tags, repos), else a container label."""
+
+    name = "affinity"
+
+    def describe(self, spec: ContainerSpec) -> list[str]:
+        return [f"{e.key}{e.operator}{e.value} (soft={str(e.soft).lower()})" for e in spec.affinities]
+
+    def rules(self, spec: ContainerSpec) -> list[Rule]:
+        return [self._rule(e) for e in spec.affinities]
+
+    @staticmethod
+    def _rule(e: Expr) -> Rule:
+        key = e.key
+        noun = key if key in ("container", "image") else f"container with label {key}"
+
+        def detail(node: Node) -> str:
+            match = e.first_match(node.affinity_candidates(key))
+            return f"no matching {noun}" if match is None else f"node has {noun} {match!r}"
+
+        return Rule(Reason(f"affinity {e}", detail), lambda nodes: [e.matches(n.affinity_candidates(key)) for n in nodes])
+
+
+class ConstraintFilter(Filter):
+    """Constraints: `node` matches the node name or ID, any other key the node label."""
+
+    name = "constraint"
+
+    def describe(self, spec: ContainerSpec) -> list[str]:
+        return [f"{e.key}{e.operator}{e.value}" for e in spec.constraints]
+
+    def rules(self, spec: ContainerSpec) -> list[Rule]:
+        return [self._node_rule(e) if e.key == "node" else self._label_rule(e) for e in spec.constraints]
+
+    @staticmethod
+    def _node_rule(e: Expr) -> Rule:
+        return Rule(Reason(f"constraint {e}", lambda node: f"node is {node.name}"),
+                    lambda nodes: [e.matches((n.name, n.id)) for n in nodes])
+
+    @staticmethod
+    def _label_rule(e: Expr) -> Rule:
+        key = e.key
+
+        def test(nodes: Sequence[Node]) -> list[bool]:
+            # nodes share few label values: match each distinct value once
+            values = [n.labels.get(key, "") for n in nodes]
+            good = {v for v in set(values) if e.matches((v,))}
+            return [v in good for v in values]
+
+        def detail(node: Node) -> str:
+            return f"node has {key}={node.labels[key]}" if key in node.labels else f"node has no label {key}"
+
+        return Rule(Reason(f"constraint {e}", detail), test)
+
+
+FILTERS: dict[str, type[Filter]] = {f.name: f for f in (
+    HealthFilter, PortFilter, ContainerSlotsFilter, DependencyFilter, AffinityFilter, ConstraintFilter)}
+DEFAULT_FILTERS = ("health", "port", "containerslots", "dependency", "affinity", "constraint")

@@ -1,0 +1,94 @@
+"""The scheduler: filters in order, then a strategy; or a no-fit error that explains itself."""
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Mapping, Sequence
+
+from scheduler.errors import NoFit, SchedulerError
+from scheduler.filters import DEFAULT_FILTERS, FILTERS, Reason
+from scheduler.node import Node
+from scheduler.spec import ContainerSpec
+from scheduler.strategy import STRATEGIES, Capacity
+
+NO_NODES = "No nodes available in the cluster"
+NO_HEALTHY_NODE = "No healthy node available in the cluster"
+UNSATISFIED = "Unable to find a node that satisfies the following conditions "  # sic, trailing space
+NO_RESOURCES = "no resources available to schedule container"
+NODES_SHOWN = 10
+
+
+class Scheduler:
+    """Ranks nodes for a container: `filters` by name (default DEFAULT_FILTERS), a strategy by
+    name, and the overcommit ratio applied to node CPU and memory totals."""
+
+    def __init__(self, filters: Sequence[str] | None = None, strategy: str = "spread",
+                 overcommit: float = 0.05, rng: random.Random | None = None) -> None:
+        names = DEFAULT_FILTERS if filters is None else filters
+        unknown = [n for n in names if n not in FILTERS]
+        if unknown:
+            raise SchedulerError(f"filter not supported: {unknown[0]}")
+        if strategy not in STRATEGIES:
+            raise SchedulerError(f"strategy not supported: {strategy}")
+        if overcommit <= -1:
+            raise SchedulerError(f"swarm.overcommit should be larger than -1, {overcommit:f} is invalid")
+        self._filters = [FILTERS[n]() for n in names]
+        self._strategy = STRATEGIES[strategy]
+        self._capacity = Capacity(overcommit)
+        self._rng = rng or random.Random()
+
+    @property
+    def filter_names(self) -> list[str]:
+        return [f.name for f in self._filters]
+
+    @property
+    def strategy_name(self) -> str:
+        return self._strategy.name
+
+    def total_cpus(self, node: Node) -> float:
+        return self._capacity.total_cpus(node)
+
+    def total_memory(self, node: Node) -> int:
+        return self._capacity.total_memory(node)
+
+    def rank(self, spec: ContainerSpec, nodes: Sequence[Node]) -> list[Node]:
+        """The nodes that can take `spec`, best first; raises NoFit when there is none.
+
+        Soft rules are tried first; if nothing fits with them, the spec is placed without them.
+        """
+        if not nodes:
+            raise NoFit(NO_NODES)
+        if spec.has_soft_rules:
+            try:
+                return self._rank(spec, nodes)
+            except NoFit:
+                spec = spec.hard_only()
+        return self._rank(spec, nodes)
+
+    def _rank(self, spec: ContainerSpec, nodes: Sequence[Node]) -> list[Node]:
+        candidates, rejected = list(nodes), {}
+        for position, f in enumerate(self._filters):
+            candidates, reasons = f.filter(spec, candidates)
+            rejected.update(reasons)
+            if not candidates:
+                if f.name == "health":
+                    raise NoFit(NO_HEALTHY_NODE)
+                conditions = (g.describe(spec) for g in self._filters[:position + 1])
+                header = UNSATISFIED + "".join(f"\n[{' '.join(c)}]" for c in conditions if c)
+                raise NoFit(_explain(header, nodes, rejected))
+        scored, reasons = self._capacity.score(spec, candidates)
+        if not scored:
+            raise NoFit(_explain(NO_RESOURCES, nodes, {**rejected, **reasons}))
+        return self._strategy.order(scored, self._rng)
+
+
+def _explain(header: str, nodes: Sequence[Node], rejected: Mapping[str, Reason]) -> str:
+    """The header, a summary by reason, then one line per node (the first NODES_SHOWN)."""
+    counts = Counter(reason.text for reason in rejected.values())
+    summary = ", ".join(f"{count} {rule}" for rule, count in counts.most_common())
+    lines = [header, f"0/{len(nodes)} nodes are available: {summary}."]
+    lines += [f"{node.name}: {rejected[node.id].explain(node)}" for node in nodes[:NODES_SHOWN] if node.id in rejected]
+    if len(nodes) > NODES_SHOWN:
+        more = len(nodes) - NODES_SHOWN
+        lines.append(f"... and {more} more node{'s' if more > 1 else ''}")
+    return "\n".join(lines)

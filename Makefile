@@ -9,7 +9,8 @@ setup:
 	@scripts/bootstrap.sh
 
 demo: setup
-	$(SHOAL) lab up --nodes 3 --label node1:size=small --label node3:size=xxl --registry --manager 4000
+	$(SHOAL) lab down
+	$(SHOAL) lab up --nodes 3 --label node1:size=small --label node3:size=xxl --registry --etcd --manager 4000
 
 down: setup
 	$(SHOAL) lab down

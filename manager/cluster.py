@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import json
 import logging
 import re
@@ -13,7 +14,7 @@ import aiohttp
 
 from manager.engine import HEALTHY, PENDING, Engine, EngineOptions
 from manager.errors import ApiError, not_found
-from scheduler import ContainerInfo, ContainerSpec, Node, Scheduler
+from scheduler import ContainerInfo, ContainerSpec, Node, Scheduler, SchedulerError, parse_expr
 
 log = logging.getLogger("shoal.cluster")
 
@@ -148,11 +149,32 @@ class Cluster:
 
     async def create_container(self, body: dict, name: str | None,
                                auth: str | None) -> tuple[Engine, dict]:
-        """Schedule and create a container; returns its engine and the engine's 201 body."""
+        """Schedule and create a container; returns its engine and the engine's 201 body.
+
+        When the chosen node has no copy of the image and cannot pull it (an image built or
+        imported on some nodes only), placement is retried once among the nodes that have it.
+        """
         labels = body.setdefault("Labels", None) or {}
         labels.setdefault(SWARM_ID_LABEL, secrets.token_hex(32))
         body["Labels"] = labels
         spec = ContainerSpec.from_create_body(body, name)
+        try:
+            return await self._place_and_create(spec, name, auth)
+        except ApiError as exc:
+            holders = self.engines_with_image(spec.image) if spec.image else []
+            if exc.status != 404 or not any(e.healthy for e in holders):
+                raise
+            try:
+                near_image = parse_expr(f"image=={spec.image}")
+            except SchedulerError:
+                raise exc from None
+            log.info("retrying placement where the image is image=%s", spec.image)
+            spec = dataclasses.replace(spec, affinities=spec.affinities + (near_image,))
+            return await self._place_and_create(spec, name, auth)
+
+    async def _place_and_create(self, spec: ContainerSpec, name: str | None,
+                                auth: str | None) -> tuple[Engine, dict]:
+        swarm_id = spec.labels[SWARM_ID_LABEL]
         async with self._placement:
             if name and self.name_taken(name):
                 raise ApiError(409, f"Conflict: The name {name} is already assigned. You have to "
@@ -162,16 +184,16 @@ class Cluster:
                 raise ApiError(500, "No nodes available in the cluster")
             chosen = self.scheduler.rank(spec, self.nodes())[0]
             engine = next(e for e in self.validated() if e.id == chosen.id)
-            placeholder = spec.as_container("pending:" + labels[SWARM_ID_LABEL])
+            placeholder = spec.as_container("pending:" + swarm_id)
             self._pending.setdefault(engine.addr, []).append(placeholder)
             if name:
-                self._pending_names.add(name.lstrip("/"))
+                self._pending_names.add(name)
         try:
             created = await self._create_on(engine, spec.create_body(), name, auth)
             await engine.refresh_container(created["Id"])
         finally:
             self._pending[engine.addr].remove(placeholder)
-            self._pending_names.discard((name or "").lstrip("/"))
+            self._pending_names.discard(name or "")
         log.info("container created id=%s name=%s node=%s image=%s", created["Id"][:12], name,
                  engine.name, spec.image)
         return engine, created

@@ -85,6 +85,20 @@ def test_affinity_container_and_image(mgr, lab):
     assert "node1: affinity image!=busybox" in nofit.stderr
 
 
+def test_image_on_one_node_only_runs_where_it_is(mgr, lab):
+    ref = f"{lab.registry}/onlyhere:1"  # the registry does not have it: other nodes cannot pull
+    subprocess.run(["docker", "-H", f"tcp://{lab.engines[0]}", "tag", "busybox", ref], check=True)
+    try:
+        time.sleep(0.5)
+        for _ in range(3):  # spread alone would have put one of these on node2 or node3
+            cid = mgr.docker("run", "-d", ref, "sleep", "300").stdout.strip()
+            assert node_of(mgr, cid) == "node1"
+    finally:
+        subprocess.run(["docker", "-H", f"tcp://{lab.engines[0]}", "rm", "-f", *mgr.docker(
+            "ps", "-q").stdout.split()], capture_output=True)
+        subprocess.run(["docker", "-H", f"tcp://{lab.engines[0]}", "rmi", ref], check=True)
+
+
 def test_run_rm_prints_output_and_exit_code(mgr):
     assert mgr.docker("run", "--rm", "busybox", "echo", "hi").stdout == "hi\n"
     failed = mgr.docker("run", "--rm", "busybox", "sh", "-c", "echo oops >&2; exit 7", check=False)

@@ -23,6 +23,17 @@ def not_found(what: str, ref: str) -> ApiError:
     return ApiError(404, f"No such {what}: {ref}")
 
 
+def json_object(raw: str | bytes, what: str) -> dict:
+    """Decode JSON that must be an object; otherwise a 400 that starts with `what`."""
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"{what}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, f"{what}: expected a JSON object")
+    return data
+
+
 def json_response(obj: object, status: int = 200) -> web.Response:
     """A JSON body the way dockerd writes it (compact, newline-terminated)."""
     body = json.dumps(obj, separators=(",", ":")).encode() + b"\n"

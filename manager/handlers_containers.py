@@ -10,7 +10,7 @@ from aiohttp import web
 
 from manager import views
 from manager.engine import Engine
-from manager.errors import ApiError, json_response
+from manager.errors import ApiError, json_object, json_response
 from manager.fanout import fan_out
 from manager.proxy import hijack, proxy
 
@@ -23,15 +23,7 @@ NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 async def read_json(request: web.Request) -> dict:
     """The request body as a JSON object; 400 when it is not one."""
     raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(400, f"invalid JSON in request body: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid JSON in request body: expected an object")
-    return data
+    return json_object(raw, "invalid JSON in request body") if raw.strip() else {}
 
 
 def _target(call: "Call", healthy_only: bool = True) -> tuple[Engine, dict, str]:

@@ -1,7 +1,6 @@
 """What the manager answers from its cache: `docker ps` rows and `docker info`."""
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
@@ -9,7 +8,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Iterable
 
-from manager.errors import API_VERSION, ApiError
+from manager.errors import API_VERSION, ApiError, json_object
 from manager.timefmt import bytes_size, human_duration, parse_time, rfc3339
 
 if TYPE_CHECKING:
@@ -86,13 +85,7 @@ def parse_filters(raw: str | None) -> dict[str, list[str]]:
     """`{"label":{"a=b":true}}` and `{"label":["a=b"]}` both become `{"label": ["a=b"]}`."""
     if not raw:
         return {}
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(400, f"invalid filter '{raw}': {exc}") from exc
-    if not isinstance(data, dict):
-        raise ApiError(400, f"invalid filter '{raw}'")
-    return {k: list(v) for k, v in data.items()}
+    return {k: list(v) for k, v in json_object(raw, f"invalid filter '{raw}'").items()}
 
 
 def _truthy(value: str | None) -> bool:

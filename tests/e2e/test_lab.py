@@ -35,6 +35,20 @@ def get_json(url: str) -> object:
         return json.load(reply)
 
 
+def first_reply(addr: tuple[str, int], timeout: float = 5.0) -> bytes:
+    """The first bytes a TCP server sends, retrying while it is not listening yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(addr, timeout=timeout) as conn:
+                reply = conn.recv(100)
+        except ConnectionError:
+            reply = b""
+        if reply or time.monotonic() > deadline:
+            return reply
+        time.sleep(0.1)
+
+
 def test_engines_answer(lab: shoal_lab.LabState) -> None:
     assert lab.names == ["node1", "node2", "node3"]
     assert lab.engines == [f"{ip}:2375" for ip in addresses(E2E_SPEC.subnet, 3)[1]]
@@ -59,8 +73,7 @@ def test_published_port_answers_on_node_address(lab: shoal_lab.LabState) -> None
     engine = client(lab.engines[1])
     web = engine.containers.run("busybox", "nc -ll -p 80 -e echo hello", detach=True, ports={"80/tcp": 8080})
     try:
-        with socket.create_connection((lab.nodes[1].ip, 8080), timeout=5) as conn:
-            assert conn.recv(100) == b"hello\n"
+        assert first_reply((lab.nodes[1].ip, 8080)) == b"hello\n"
     finally:
         web.remove(force=True)
 

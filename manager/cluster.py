@@ -73,7 +73,9 @@ class Cluster:
     def _duplicate_of(self, engine: Engine) -> str | None:
         docker_id = engine.id.split("|")[0]
         for other in self.engines.values():
-            if other is not engine and other.state != PENDING and other.id.split("|")[0] == docker_id:
+            # any other engine that got this ID first (validated or validating), not another duplicate
+            if other is not engine and other.id.split("|")[0] == docker_id \
+                    and not other.error.startswith("ID duplicated"):
                 return (f"ID duplicated. {docker_id} shared by this node {engine.addr} "
                         f"and another node {other.addr}")
         return None

@@ -1,11 +1,14 @@
 """The manager follows membership: agents in etcd, engines that come, go, die and come back."""
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -113,12 +116,23 @@ def test_sigkill_agent_expires_within_the_ttl(cluster):
     wait_for(lambda: healthy_nodes(mgr).get("node2") == "Healthy", 10, "node2 back")
 
 
+@contextlib.contextmanager
+def engine_stopped(lab, name: str):
+    """Stop a node's dockerd for the duration; it is started again (same data) afterwards."""
+    node = lab.nodes[lab.names.index(name)]
+    stop([node.dockerd])
+    try:
+        yield node
+    finally:
+        node.dockerd = start_dockerd(node, [lab.registry] if lab.registry else [])
+        lab.save()
+        wait_for(lambda: answers(node.engine), 30, f"{name} dockerd")
+
+
 def test_a_stopped_engine_is_noticed_avoided_and_welcomed_back(cluster, lab):
     mgr, _, _ = cluster
     cid = mgr.docker("run", "-d", "-e", "constraint:node==node3", "busybox", "sleep", "300").stdout.strip()
-    node = lab.nodes[lab.names.index("node3")]
-    stop([node.dockerd])
-    try:
+    with engine_stopped(lab, "node3"):
         took = wait_for(lambda: healthy_nodes(mgr).get("node3", "gone") in ("Unhealthy", "gone"),
                         TTL + 2, "node3 unhealthy or gone")
         assert took <= TTL + 1
@@ -127,13 +141,92 @@ def test_a_stopped_engine_is_noticed_avoided_and_welcomed_back(cluster, lab):
         assert refused.returncode == 125
         moved = mgr.docker("run", "-d", "busybox", "sleep", "300").stdout.strip()
         assert mgr.docker("inspect", "--format", "{{.Node.Name}}", moved).stdout.strip() != "node3"
-    finally:
-        node.dockerd = start_dockerd(node, [lab.registry] if lab.registry else [])
-        lab.save()
-        wait_for(lambda: answers(node.engine), 30, "node3 dockerd")
     wait_for(lambda: healthy_nodes(mgr).get("node3") == "Healthy", 15, "node3 healthy again")
     wait_for(lambda: cid[:12] in mgr.docker("ps", "-aq").stdout, 10, "node3's container listed")
     mgr.docker("rm", "-f", cid, moved)
+
+
+def test_unhealthy_engine_without_discovery_changes(lab, tmp_path):
+    """nodes:// (no agents): failed calls alone make the engine Unhealthy, then Healthy again."""
+    mgr = start_manager("nodes://" + ",".join(lab.engines), "--engine-failure-retry", "2",
+                        healthy=3, log_dir=tmp_path)
+    try:
+        cid = mgr.docker("run", "-d", "-e", "constraint:node==node2", "busybox", "sleep", "300").stdout.strip()
+        since = int(time.time())
+        with engine_stopped(lab, "node2"):
+            took = wait_for(lambda: healthy_nodes(mgr).get("node2") == "Unhealthy", 10, "node2 unhealthy")
+            assert took < 4
+            assert cid[:12] not in mgr.docker("ps", "-q").stdout
+            listed = mgr.docker("ps", "-a", "--filter", f"id={cid}", "--format", "{{.Status}}").stdout
+            assert listed.strip() == "Host Down"
+            stopped = mgr.docker("stop", cid, check=False)
+            assert stopped.returncode == 1 and "running on unhealthy node node2" in stopped.stderr
+            placed = mgr.docker("run", "-d", "busybox", "sleep", "300").stdout.strip()
+            assert mgr.docker("inspect", "--format", "{{.Node.Name}}", placed).stdout.strip() != "node2"
+        wait_for(lambda: healthy_nodes(mgr).get("node2") == "Healthy", 15, "node2 healthy again")
+        assert cid[:12] in mgr.docker("ps", "-q").stdout
+        out = mgr.docker("events", "--since", str(since), "--until", str(int(time.time()) + 1),
+                         "--filter", "type=swarm", "--format", "{{json .}}", timeout=30).stdout
+        actions = [(e["Action"], e["Actor"]["Attributes"]["node.name"]) for e in map(json.loads, out.splitlines())]
+        assert ("engine_disconnect", "node2") in actions and ("engine_reconnect", "node2") in actions
+        mgr.docker("rm", "-f", cid, placed)
+    finally:
+        mgr.stop()
+
+
+def test_two_addresses_of_one_engine_are_reported_not_double_counted(lab, tmp_path):
+    with tcp_forwarder(lab.engines[0]) as alias:
+        mgr = start_manager(f"nodes://{lab.engines[0]},{alias}", healthy=1, log_dir=tmp_path)
+        try:
+            wait_for(lambda: any("ID duplicated" in v for _, v in mgr.info_rows()), 15,
+                     "the duplicate to be reported")
+            rows = mgr.info_rows()
+            assert ("Nodes", "2") in rows
+            assert [v for k, v in rows if k == "  └ Status"].count("Healthy") == 1
+            error = next(v for k, v in rows if k == "  └ Error")
+            assert lab.engines[0] in error and alias in error
+            cid = mgr.docker("run", "-d", "busybox", "sleep", "300").stdout.strip()
+            assert mgr.docker("ps", "-q").stdout.split() == [cid[:12]]
+            _, info = mgr.api("GET", "/info")
+            assert info["Containers"] == 1
+            mgr.docker("rm", "-f", cid)
+        finally:
+            mgr.stop()
+
+
+@contextlib.contextmanager
+def tcp_forwarder(target: str):
+    """A second address (on loopback) for an engine: a byte-for-byte TCP relay in a thread."""
+    host, port = target.rsplit(":", 1)
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop_event = threading.Event()
+
+    def pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop_event.is_set():
+            try:
+                client, _ = listener.accept()
+            except socket.timeout:
+                continue
+            upstream = socket.create_connection((host, int(port)))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop_event.set()
+        thread.join()
+        listener.close()
 
 
 def test_etcd_restart_loses_no_node(cluster, lab):

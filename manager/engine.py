@@ -17,7 +17,9 @@ from manager.snapshot import node_snapshot
 log = logging.getLogger("shoal.engine")
 
 PENDING, HEALTHY, UNHEALTHY, DISCONNECTED = "Pending", "Healthy", "Unhealthy", "Disconnected"
-CONNECTION_ERRORS = (aiohttp.ClientConnectionError, asyncio.TimeoutError, OSError)
+# A refused or cut connection (a chunked body cut short is a payload error, not a connection one).
+CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError,
+                     OSError)
 # Container actions that change nothing the cache holds.
 QUIET_ACTIONS = ("exec_create", "exec_start", "exec_die", "exec_detach", "top", "resize", "attach",
                  "detach", "copy", "archive-path", "extract-to-dir", "export", "commit")
@@ -139,7 +141,11 @@ class Engine:
         resp = await self.open(method, path, params=params, data=data, headers=hdrs,
                                timeout=CALL_TIMEOUT)
         async with resp:
-            raw = await resp.read()
+            try:
+                raw = await resp.read()
+            except CONNECTION_ERRORS as exc:
+                self.record_failure(exc)
+                raise EngineDown(500, f"Lost the connection to {self.name or self.addr}: {exc}") from exc
         if "json" in resp.headers.get("Content-Type", "") and raw:
             return resp.status, json.loads(raw)
         return resp.status, raw.decode(errors="replace")
@@ -243,8 +249,8 @@ class Engine:
         try:
             info = await self.get_json("/info")
             version = await self.get_json("/version")
-        except ApiError as exc:
-            self.error = exc.message
+        except (ApiError, ValueError) as exc:
+            self.error = getattr(exc, "message", str(exc))
             self.updated_at = time.time()
             return False
         if not info.get("NCPU") or not info.get("MemTotal"):
@@ -276,10 +282,13 @@ class Engine:
                     async for line in resp.content:
                         if line.strip():
                             await self._apply(json.loads(line))
+                log.info("events stream ended addr=%s name=%s", self.addr, self.name)
             except (ApiError, *CONNECTION_ERRORS, ValueError) as exc:
                 if not isinstance(exc, EngineDown):
                     self.record_failure(exc)
-                log.info("events stream lost addr=%s error=%r", self.addr, str(exc))
+                log.info("events stream lost addr=%s name=%s error=%r", self.addr, self.name, str(exc))
+            except Exception:  # a bug must not end the engine's event loop for good
+                log.exception("events loop error addr=%s name=%s", self.addr, self.name)
             await self._probe_until_up()
 
     async def _probe_until_up(self) -> None:
@@ -319,6 +328,8 @@ class Engine:
                 await self.refresh_all()
             except ApiError as exc:
                 log.info("refresh failed addr=%s error=%r", self.addr, exc.message)
+            except Exception:  # a bug must not end the refresh loop for good
+                log.exception("refresh loop error addr=%s", self.addr)
 
     async def _apply(self, event: dict) -> None:
         """Update the cache from one engine event, then pass it on."""

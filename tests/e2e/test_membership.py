@@ -164,7 +164,7 @@ def test_unhealthy_engine_without_discovery_changes(lab, tmp_path):
             placed = mgr.docker("run", "-d", "busybox", "sleep", "300").stdout.strip()
             assert mgr.docker("inspect", "--format", "{{.Node.Name}}", placed).stdout.strip() != "node2"
         wait_for(lambda: healthy_nodes(mgr).get("node2") == "Healthy", 15, "node2 healthy again")
-        assert cid[:12] in mgr.docker("ps", "-q").stdout
+        assert cid[:12] in mgr.docker("ps", "-aq").stdout  # listed again (it died with its engine)
         out = mgr.docker("events", "--since", str(since), "--until", str(int(time.time()) + 1),
                          "--filter", "type=swarm", "--format", "{{json .}}", timeout=30).stdout
         actions = [(e["Action"], e["Actor"]["Attributes"]["node.name"]) for e in map(json.loads, out.splitlines())]

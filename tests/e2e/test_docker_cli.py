@@ -173,6 +173,16 @@ def test_container_lifecycle_by_every_kind_of_reference(mgr, lab):
     assert mgr.docker("ps", "-q").stdout == ""
     mgr.docker("start", "life")
     mgr.docker("restart", "-t", "1", "life")
+    mgr.docker("update", "--memory-reservation", "32m", "life")
+    reserved = [v for k, v in mgr.info_rows() if k == "  └ Reserved Memory"]
+    assert sum(v.startswith("32 MiB / ") for v in reserved) == 1
+    stream = subprocess.Popen(["docker", "stats", "--format", "{{.Name}} {{.MemUsage}}", "life"],
+                              env=mgr.env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert "life" in stream.stdout.readline() + stream.stdout.readline()
+    finally:
+        stream.kill()
+        stream.wait()
     mgr.docker("rename", "life", "life2")
     assert mgr.docker("ps", "--format", "{{.Names}}").stdout.strip() == f"{node}/life2"
     mgr.docker("kill", "life2")
@@ -203,6 +213,13 @@ def test_pull_from_the_registry_lands_on_every_node_and_rmi_removes_it(mgr, lab)
         assert f"{name}: Pulling {ref}:latest... : downloaded" in out
     listing = mgr.docker("images", "--format", "{{.Repository}}").stdout.split()
     assert ref in listing
+    on_node2 = mgr.docker("images", "--filter", "node=node2", "--format", "{{.Repository}}").stdout
+    assert ref in on_node2.split()
+    image_id = mgr.docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+    direct_id = subprocess.run(["docker", "-H", f"tcp://{lab.engines[1]}", "image", "inspect", "--format",
+                                "{{.Id}}", ref], capture_output=True, text=True, check=True).stdout.strip()
+    assert image_id == direct_id and image_id.startswith("sha256:")
+    assert mgr.docker("history", "-q", ref).stdout.split()[0] == image_id[7:19]
     for engine in lab.engines:
         direct = subprocess.run(["docker", "-H", f"tcp://{engine}", "images", "-q", ref],
                                 capture_output=True, text=True, check=True)

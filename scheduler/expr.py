@@ -52,6 +52,13 @@ class Expr:
             return (self.value in candidates) != self.negated
         return (self.first_match(candidates) is None) == self.negated
 
+    def matches_each(self, candidate_sets: Iterable[Iterable[str]]) -> list[bool]:
+        """`matches` for many candidate collections at once (one per node)."""
+        if self.pattern is None:
+            value, negated = self.value, self.negated
+            return [(value in candidates) != negated for candidates in candidate_sets]
+        return [self.matches(candidates) for candidates in candidate_sets]
+
     def first_match(self, candidates: Iterable[str]) -> str | None:
         """The first candidate the value matches (the operator aside), or None."""
         if self.pattern is None:

@@ -29,7 +29,11 @@ class Reason(NamedTuple):
     text: str
     detail: Callable[[Node], str] = _no_detail
 
+    def __str__(self) -> str:
+        return self.text
+
     def explain(self, node: Node) -> str:
+        """The text with this node's detail: `constraint size==xxl (node has size=small)`."""
         detail = self.detail(node)
         return f"{self.text} ({detail})" if detail else self.text
 
@@ -54,13 +58,24 @@ class Filter:
         raise NotImplementedError
 
     def filter(self, spec: ContainerSpec, nodes: Sequence[Node]) -> tuple[list[Node], dict[str, Reason]]:
-        kept, rejected = list(nodes), {}
+        """The nodes kept, and the Reason for each node dropped (by ID)."""
+        rejected: dict[str, Reason] = {}
+        return self._apply(spec, nodes, rejected), rejected
+
+    def select(self, spec: ContainerSpec, nodes: Sequence[Node]) -> list[Node]:
+        """`filter` without the reasons: the fast path for a placement that succeeds."""
+        return self._apply(spec, nodes, None)
+
+    def _apply(self, spec: ContainerSpec, nodes: Sequence[Node],
+               rejected: dict[str, Reason] | None) -> list[Node]:
+        kept = list(nodes)
         for rule in self.rules(spec):
             passes = rule.test(kept)
             if not all(passes):
-                rejected.update({node.id: rule.reason for node, ok in zip(kept, passes) if not ok})
+                if rejected is not None:
+                    rejected.update({node.id: rule.reason for node, ok in zip(kept, passes) if not ok})
                 kept = list(compress(kept, passes))
-        return kept, rejected
+        return kept
 
 
 class HealthFilter(Filter):
@@ -69,7 +84,7 @@ class HealthFilter(Filter):
     name = "health"
 
     def rules(self, spec: ContainerSpec) -> list[Rule]:
-        return [Rule(Reason("node is unhealthy"), lambda nodes: [n.health > 0 for n in nodes])]
+        return [Rule(Reason("node is unhealthy"), lambda nodes: [n.healthy for n in nodes])]
 
 
 class PortFilter(Filter):
@@ -115,8 +130,8 @@ class ContainerSlotsFilter(Filter):
         return ["available container slots"]
 
     def rules(self, spec: ContainerSpec) -> list[Rule]:
-        reason = Reason("no available container slots",
-                        lambda node: f"{len(node.containers)} containers, containerslots={node.container_slots}")
+        reason = Reason("no available container slots", lambda node:
+                        f"{len(node.containers)} containers, containerslots={node.container_slots}")
         return [Rule(reason, lambda nodes: [
             n.container_slots is None or len(n.containers) < n.container_slots for n in nodes])]
 
@@ -167,7 +182,8 @@ class AffinityFilter(Filter):
             match = e.first_match(node.affinity_candidates(key))
             return f"no matching {noun}" if match is None else f"node has {noun} {match!r}"
 
-        return Rule(Reason(f"affinity {e}", detail), lambda nodes: [e.matches(n.affinity_candidates(key)) for n in nodes])
+        return Rule(Reason(f"affinity {e}", detail),
+                    lambda nodes: e.matches_each([n.affinity_candidates(key) for n in nodes]))
 
 
 class ConstraintFilter(Filter):
@@ -184,7 +200,7 @@ class ConstraintFilter(Filter):
     @staticmethod
     def _node_rule(e: Expr) -> Rule:
         return Rule(Reason(f"constraint {e}", lambda node: f"node is {node.name}"),
-                    lambda nodes: [e.matches((n.name, n.id)) for n in nodes])
+                    lambda nodes: e.matches_each([(n.name, n.id) for n in nodes]))
 
     @staticmethod
     def _label_rule(e: Expr) -> Rule:

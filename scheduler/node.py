@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Mapping
 
+SWARM_ID_LABEL = "com.docker.swarm.id"
+
 
 @dataclass(frozen=True)
 class PortBinding:
@@ -121,15 +123,19 @@ class Node:
     def affinity_candidates(self, key: str) -> frozenset[str]:
         """What an affinity on `key` matches here: `container` -> container_refs, `image` ->
         image_refs, any other key -> that container label's values ('' where it is missing)."""
-        values = self._label_values.get(key)
+        values = self._affinity_candidates.get(key)
         if values is None:
-            values = self._label_values[key] = (
-                self.container_refs if key == "container" else self.image_refs if key == "image"
-                else frozenset(c.labels.get(key, "") for c in self.containers))
+            if key == "container":
+                values = self.container_refs
+            elif key == "image":
+                values = self.image_refs
+            else:
+                values = frozenset(c.labels.get(key, "") for c in self.containers)
+            self._affinity_candidates[key] = values
         return values
 
     @cached_property
-    def _label_values(self) -> dict[str, frozenset[str]]:
+    def _affinity_candidates(self) -> dict[str, frozenset[str]]:
         return {}
 
     def has_container(self, ref: str) -> bool:
@@ -138,9 +144,6 @@ class Node:
         if ref.startswith(self.name + "/"):
             ref = ref[len(self.name) + 1:]
         return ref in self.container_refs
-
-
-SWARM_ID_LABEL = "com.docker.swarm.id"
 
 
 def repo_name(tag: str) -> str:

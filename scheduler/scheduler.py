@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Mapping, Sequence
 
 from scheduler.errors import NoFit, SchedulerError
-from scheduler.filters import DEFAULT_FILTERS, FILTERS, Reason
+from scheduler.filters import DEFAULT_FILTERS, FILTERS, Filter, Reason
 from scheduler.node import Node
 from scheduler.spec import ContainerSpec
 from scheduler.strategy import STRATEGIES, Capacity
@@ -30,7 +30,7 @@ class Scheduler:
             raise SchedulerError(f"filter not supported: {unknown[0]}")
         if strategy not in STRATEGIES:
             raise SchedulerError(f"strategy not supported: {strategy}")
-        if overcommit <= -1:
+        if not overcommit > -1:  # NaN too
             raise SchedulerError(f"swarm.overcommit should be larger than -1, {overcommit:f} is invalid")
         self._filters = [FILTERS[n]() for n in names]
         self._strategy = STRATEGIES[strategy]
@@ -66,20 +66,31 @@ class Scheduler:
         return self._rank(spec, nodes)
 
     def _rank(self, spec: ContainerSpec, nodes: Sequence[Node]) -> list[Node]:
-        candidates, rejected = list(nodes), {}
+        candidates = list(nodes)
         for position, f in enumerate(self._filters):
+            candidates = f.select(spec, candidates)
+            if not candidates:
+                raise self._no_fit(spec, nodes, self._filters[:position + 1])
+        scored, shortages = self._capacity.score(spec, candidates)
+        if not scored:
+            raise self._no_fit(spec, nodes, self._filters, shortages)
+        return self._strategy.order(scored, self._rng)
+
+    def _no_fit(self, spec: ContainerSpec, nodes: Sequence[Node], filters: Sequence[Filter],
+                shortages: Mapping[str, Reason] | None = None) -> NoFit:
+        """The error for a failed placement: `filters` are run again, this time keeping their
+        reasons; the last one emptied the list, unless the strategy found no room (`shortages`)."""
+        candidates, rejected = list(nodes), {}
+        for f in filters:
             candidates, reasons = f.filter(spec, candidates)
             rejected.update(reasons)
-            if not candidates:
-                if f.name == "health":
-                    raise NoFit(NO_HEALTHY_NODE)
-                conditions = (g.describe(spec) for g in self._filters[:position + 1])
-                header = UNSATISFIED + "".join(f"\n[{' '.join(c)}]" for c in conditions if c)
-                raise NoFit(_explain(header, nodes, rejected))
-        scored, reasons = self._capacity.score(spec, candidates)
-        if not scored:
-            raise NoFit(_explain(NO_RESOURCES, nodes, {**rejected, **reasons}))
-        return self._strategy.order(scored, self._rng)
+        if shortages is not None:
+            return NoFit(_explain(NO_RESOURCES, nodes, {**rejected, **shortages}))
+        if filters[-1].name == "health":
+            return NoFit(NO_HEALTHY_NODE)
+        conditions = (f.describe(spec) for f in filters)
+        header = UNSATISFIED + "".join(f"\n[{' '.join(c)}]" for c in conditions if c)
+        return NoFit(_explain(header, nodes, rejected))
 
 
 def _explain(header: str, nodes: Sequence[Node], rejected: Mapping[str, Reason]) -> str:
@@ -87,7 +98,8 @@ def _explain(header: str, nodes: Sequence[Node], rejected: Mapping[str, Reason])
     counts = Counter(reason.text for reason in rejected.values())
     summary = ", ".join(f"{count} {rule}" for rule, count in counts.most_common())
     lines = [header, f"0/{len(nodes)} nodes are available: {summary}."]
-    lines += [f"{node.name}: {rejected[node.id].explain(node)}" for node in nodes[:NODES_SHOWN] if node.id in rejected]
+    shown = nodes[:NODES_SHOWN]
+    lines += [f"{node.name}: {rejected[node.id].explain(node)}" for node in shown if node.id in rejected]
     if len(nodes) > NODES_SHOWN:
         more = len(nodes) - NODES_SHOWN
         lines.append(f"... and {more} more node{'s' if more > 1 else ''}")

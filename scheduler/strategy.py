@@ -27,7 +27,8 @@ class Capacity:
     def total_memory(self, node: Node) -> int:
         return int(node.memory * (1 + self.overcommit))
 
-    def score(self, spec: ContainerSpec, nodes: Sequence[Node]) -> tuple[list[tuple[float, Node]], dict[str, Reason]]:
+    def score(self, spec: ContainerSpec,
+              nodes: Sequence[Node]) -> tuple[list[tuple[float, Node]], dict[str, Reason]]:
         """(score, node) for the nodes with room, and a Reason for each node without."""
         if spec.cpus <= 0 and spec.memory <= 0:
             return [(200.0, node) for node in nodes], {}

@@ -34,7 +34,8 @@ def reasons(filter_, spec: ContainerSpec, nodes: list[Node]) -> dict[str, str]:
 
 
 def bound(name: str, host_port: str, host_ip: str = "", container_port: str = "80/tcp") -> ContainerInfo:
-    return ContainerInfo(id=f"{name}-id", names=(name,), port_bindings=(PortBinding(host_ip, host_port, container_port),))
+    binding = PortBinding(host_ip, host_port, container_port)
+    return ContainerInfo(id=f"{name}-id", names=(name,), port_bindings=(binding,))
 
 
 def publish(port: str, host_ip: str = "", container_port: str = "80/tcp") -> ContainerSpec:
@@ -46,6 +47,7 @@ def test_health_keeps_only_healthy_nodes():
     nodes = [make_node("a", health=100), make_node("b", health=0), make_node("c", health=40)]
     assert kept_names(HealthFilter(), make_spec(), nodes) == ["a", "c"]
     assert reasons(HealthFilter(), make_spec(), nodes) == {"b": "node is unhealthy"}
+    assert [str(r) for r in HealthFilter().filter(make_spec(), nodes)[1].values()] == ["node is unhealthy"]
 
 
 # ---- port ---------------------------------------------------------------------------------------
@@ -140,7 +142,8 @@ def test_dependency_needs_all_targets_on_one_node():
     nodes = [make_node("with-db", containers=(DB,)), make_node("both", containers=(DB, DATA))]
     spec = make_spec(host={"Links": ["db:db"], "VolumesFrom": ["data"]})
     assert kept_names(DependencyFilter(), spec, nodes) == ["both"]
-    assert reasons(DependencyFilter(), spec, nodes) == {"with-db": "dependency --volumes-from=data (no container data here)"}
+    assert reasons(DependencyFilter(), spec, nodes) == {
+        "with-db": "dependency --volumes-from=data (no container data here)"}
     assert DependencyFilter().describe(spec) == ["--volumes-from=data", "--link=db:db"]
 
 
@@ -242,3 +245,13 @@ def test_filters_without_rules_keep_every_node_in_order():
     for filter_ in (PortFilter(), DependencyFilter(), AffinityFilter(), ConstraintFilter()):
         kept, dropped = filter_.filter(make_spec(), nodes)
         assert (kept, dropped) == (nodes, {})
+
+
+@pytest.mark.parametrize("tag, repo", [
+    ("nginx:1.25", "nginx"),
+    ("localhost:5000/redis:7", "localhost:5000/redis"),
+    ("localhost:5000/redis", "localhost:5000/redis"),
+    ("busybox@sha256:" + "3" * 64, "busybox"),
+])
+def test_image_repo_names(tag, repo):
+    assert make_node("n", images=(ImageInfo("i", (tag,)),)).image_refs == {"i", tag, repo}

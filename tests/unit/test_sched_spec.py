@@ -119,7 +119,8 @@ def test_as_container_carries_what_concurrent_placements_must_see():
                                  "PortBindings": {"80/tcp": [{"HostPort": "80"}]}},
                   "ExposedPorts": {"80/tcp": {}}}, "web")
     c = spec.as_container("pending-1")
-    assert (c.id, c.names, c.image, c.memory, c.cpus, c.network_mode) == ("pending-1", ("web",), "nginx", 100, 2.0, "host")
+    assert (c.id, c.names, c.image, c.memory, c.cpus, c.network_mode) == (
+        "pending-1", ("web",), "nginx", 100, 2.0, "host")
     assert c.port_bindings == (PortBinding("", "80", "80/tcp"),) and c.exposed_ports == ("80/tcp",)
     assert c.labels == {"a": "b", CONSTRAINTS: '["size==xxl"]'}
     assert parse({}).as_container("p").names == ()

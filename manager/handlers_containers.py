@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from manager import views
+from manager import broadcast, views
 from manager.engine import Engine
 from manager.errors import ApiError, json_object, json_response
 from manager.fanout import fan_out
@@ -127,27 +127,7 @@ async def forward(call: "Call") -> web.StreamResponse:
 
 async def prune(call: "Call") -> web.Response:
     """`docker container prune` on every healthy node; results merged."""
-    query = call.request.rel_url.raw_query_string
-
-    async def one(engine: Engine) -> dict:
-        resp = await engine.open("POST", "/containers/prune", query=query)
-        async with resp:
-            body = await resp.json(content_type=None)
-        if resp.status != 200:
-            raise ApiError(resp.status, body.get("message", ""))
-        await engine.refresh_all()
-        return body
-
-    deleted, reclaimed, errors = [], 0, []
-    for engine, result in await fan_out(call.cluster.healthy(), one):
-        if isinstance(result, Exception):
-            errors.append(f"{engine.name}: {result}")
-        else:
-            deleted += result.get("ContainersDeleted") or []
-            reclaimed += result.get("SpaceReclaimed") or 0
-    if errors and not deleted:
-        raise ApiError(500, "\n".join(errors))
-    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+    return json_response(await broadcast.prune(call, "ContainersDeleted", after=Engine.refresh_all))
 
 
 # ---- exec ----------------------------------------------------------------------------------------

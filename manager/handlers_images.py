@@ -7,10 +7,11 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from manager import views
+from manager import broadcast, views
 from manager.engine import Engine
 from manager.errors import ApiError, json_response, not_found
-from manager.fanout import fan_out, fan_out_stream
+from manager.broadcast import send_each, successes
+from manager.fanout import fan_out_stream
 from manager.proxy import proxy
 
 if TYPE_CHECKING:
@@ -69,38 +70,10 @@ async def forward(call: "Call") -> web.StreamResponse:
     return await proxy(call.request, engines[0], call.path, call.version)
 
 
-async def _each(call: "Call", engines: list[Engine]) -> list[tuple[Engine, object]]:
-    """Send the client's request (method, path, query) to each engine; refresh their images."""
-    query = call.request.rel_url.raw_query_string
-
-    async def one(engine: Engine) -> object:
-        resp = await engine.open(call.request.method, call.path, query=query)
-        async with resp:
-            raw = await resp.read()
-        body = json.loads(raw) if raw.strip() else None
-        if resp.status >= 300:
-            raise ApiError(resp.status, (body or {}).get("message", raw.decode(errors="replace")))
-        await engine.refresh_images()
-        return body
-
-    return await fan_out(engines, one)
-
-
-def _merge_errors(results: list[tuple[Engine, object]]) -> list:
-    """The successes; all failed -> that error; some failed -> 500 naming each node."""
-    failed = [(e, r) for e, r in results if isinstance(r, Exception)]
-    if failed and len(failed) == len(results):
-        first = failed[0][1]
-        raise ApiError(getattr(first, "status", 500), getattr(first, "message", str(first)))
-    if failed:
-        raise ApiError(500, "\n".join(f"{e.name}: {getattr(r, 'message', r)}" for e, r in failed))
-    return [r for _, r in results]
-
-
 async def tag(call: "Call") -> web.Response:
     """Tag on every node that has the image."""
     _, engines = _holders(call)
-    _merge_errors(await _each(call, engines))
+    successes(await send_each(call, engines, after=Engine.refresh_images))
     return web.Response(status=201)
 
 
@@ -108,17 +81,13 @@ async def remove(call: "Call") -> web.Response:
     """`docker rmi` on every node that has the image."""
     _, engines = _holders(call)
     items: list = []
-    for body in _merge_errors(await _each(call, engines)):
+    for body in successes(await send_each(call, engines, after=Engine.refresh_images)):
         items += [i for i in body or [] if i not in items]
     return json_response(items)
 
 
 async def prune(call: "Call") -> web.Response:
-    deleted, reclaimed = [], 0
-    for body in _merge_errors(await _each(call, call.cluster.healthy())):
-        deleted += (body or {}).get("ImagesDeleted") or []
-        reclaimed += (body or {}).get("SpaceReclaimed") or 0
-    return json_response({"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+    return json_response(await broadcast.prune(call, "ImagesDeleted", after=Engine.refresh_images))
 
 
 async def pull(call: "Call") -> web.StreamResponse:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from manager import handlers_containers as ctr
 from manager import handlers_images as img
+from manager import handlers_networks as net
 from manager import handlers_system as sysh
 from manager.cluster import Cluster
 from manager.errors import API_VERSION, ApiError, error_response
@@ -33,6 +34,7 @@ class Call:
 Handler = Callable[[Call], Awaitable[web.StreamResponse]]
 REF = r"(?P<ref>[^/]+(?:/[^/]+)?)"  # also `node/name`
 IMAGE = r"(?P<image>.+)"
+NAME = r"(?P<name>[^/]+(?:/[^/]+)?)"  # also `node/name`
 
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET|HEAD", r"/_ping", sysh.ping),
@@ -62,6 +64,12 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", rf"/images/{IMAGE}/push", img.forward),
     ("POST", rf"/images/{IMAGE}/tag", img.tag),
     ("DELETE", rf"/images/{IMAGE}", img.remove),
+    ("GET", r"/(?:networks|volumes)", net.listing),
+    ("POST", r"/(?:networks|volumes)/create", net.create),
+    ("POST", r"/(?:networks|volumes)/prune", net.prune),
+    ("POST", rf"/networks/{NAME}/(?P<action>connect|disconnect)", net.attach),
+    ("GET", rf"/(?:networks|volumes)/{NAME}", net.inspect),
+    ("DELETE", rf"/(?:networks|volumes)/{NAME}", net.remove),
 ]
 COMPILED = [(frozenset(m.split("|")), re.compile(p + "$"), h) for m, p, h in ROUTES]
 VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")

@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, AsyncIterator
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 from aiohttp import web
 
 from manager import broadcast, views
 from manager.engine import Engine
-from manager.errors import ApiError, json_response, not_found
+from manager.errors import ApiError, json_object, json_response, not_found
 from manager.broadcast import send_each, successes
 from manager.fanout import fan_out_stream
 from manager.proxy import proxy
+from scheduler import ContainerSpec
 
 if TYPE_CHECKING:
     from manager.routes import Call
@@ -84,6 +85,27 @@ async def remove(call: "Call") -> web.Response:
     for body in successes(await send_each(call, engines, after=Engine.refresh_images)):
         items += [i for i in body or [] if i not in items]
     return json_response(items)
+
+
+RULE_PREFIXES = ("constraint:", "affinity:")
+
+
+async def build(call: "Call") -> web.StreamResponse:
+    """`docker build` on one node picked by the scheduler; `--build-arg constraint:k==v` and
+    `affinity:` build args steer it (and are not passed to the build)."""
+    query = dict(call.request.query)
+    args = json_object(query.get("buildargs") or "{}", "invalid buildargs")
+    rules = [f"{k}={v}" for k, v in args.items() if k.startswith(RULE_PREFIXES)]
+    query["buildargs"] = json.dumps({k: v for k, v in args.items() if not k.startswith(RULE_PREFIXES)})
+    spec = ContainerSpec.from_create_body({"Env": rules})
+    nodes = call.cluster.scheduler.rank(spec, call.cluster.nodes())
+    engine = next(e for e in call.cluster.validated() if e.id == nodes[0].id)
+
+    async def refresh(status: int) -> None:
+        await engine.refresh_images()
+
+    return await proxy(call.request, engine, call.path, call.version, query=urlencode(query),
+                       after=refresh)
 
 
 async def prune(call: "Call") -> web.Response:

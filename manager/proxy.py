@@ -24,7 +24,7 @@ def forward_headers(headers) -> CIMultiDict:
 
 
 async def proxy(request: web.Request, engine: Engine, path: str, version: str | None, *,
-                body: bytes | None = None,
+                body: bytes | None = None, query: str | None = None,
                 after: Callable[[int], Awaitable[None]] | None = None) -> web.StreamResponse:
     """Send the client's request to `engine` at `path` and stream the answer back as it comes.
 
@@ -34,7 +34,9 @@ async def proxy(request: web.Request, engine: Engine, path: str, version: str | 
     data = body
     if data is None and request.body_exists:
         data = request.content.iter_chunked(CHUNK)
-    upstream = await engine.open(request.method, path, query=request.rel_url.raw_query_string,
+    if query is None:
+        query = request.rel_url.raw_query_string
+    upstream = await engine.open(request.method, path, query=query,
                                  data=data, headers=forward_headers(request.headers),
                                  client_version=version)
     async with upstream:

@@ -60,6 +60,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", r"/images/json", img.images),
     ("POST", r"/images/create", img.pull),
     ("POST", r"/images/prune", img.prune),
+    ("POST", r"/build", img.build),
     ("GET", rf"/images/{IMAGE}/(?:json|history|get)", img.forward),
     ("POST", rf"/images/{IMAGE}/push", img.forward),
     ("POST", rf"/images/{IMAGE}/tag", img.tag),

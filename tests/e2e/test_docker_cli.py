@@ -309,6 +309,21 @@ def test_compose_v2_file_with_its_own_network(mgr, tmp_path: Path):
                 if n.endswith("vtwo_default")]
 
 
+def test_build_runs_on_the_node_its_constraint_names(mgr, lab, tmp_path: Path):
+    (tmp_path / "Dockerfile").write_text(
+        'FROM busybox\nARG greeting=none\nRUN echo "$greeting" > /hello\nCMD ["cat", "/hello"]\n')
+    ref = f"{lab.registry}/built:1"  # registry-qualified: no node ever tries a public registry
+    mgr.docker("build", "-t", ref, "--build-arg", "greeting=hi", "--build-arg", "constraint:node==node3",
+               str(tmp_path), timeout=120)
+    holders = mgr.docker("images", "--filter", "node=node3", "--format", "{{.Repository}}:{{.Tag}}").stdout
+    assert ref in holders.split()
+    assert mgr.docker("run", "--rm", ref).stdout == "hi\n"
+    nofit = mgr.docker("build", "-t", "x:1", "--build-arg", "constraint:node==node9", str(tmp_path),
+                       check=False)
+    assert nofit.returncode == 1 and "constraint node==node9" in nofit.stderr
+    mgr.docker("rmi", ref)
+
+
 def test_clear_errors_for_bad_requests(mgr):
     nofit = mgr.docker("run", "-d", "-e", "constraint:size==nosuch", "busybox", "true", check=False)
     assert nofit.returncode == 125

@@ -45,7 +45,7 @@ def test_paths_reach_their_handler(method, path, handler, args):
 
 @pytest.mark.parametrize("method, path, status, message", [
     ("GET", "/swarm", 501, "Shoal does not implement GET /swarm yet"),
-    ("POST", "/build", 501, "Shoal does not implement POST /build yet"),
+    ("GET", "/plugins", 501, "Shoal does not implement GET /plugins yet"),
     ("PUT", "/containers/json", 501, "Shoal does not implement PUT /containers/json yet"),
     ("GET", "/nonsense", 404, "page not found"),
 ])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import json
 import logging
@@ -21,6 +22,7 @@ log = logging.getLogger("shoal.cluster")
 SWARM_ID_LABEL = "com.docker.swarm.id"
 EVENT_QUEUE_LIMIT = 10000
 RECENT_EVENTS = 1000  # kept for `docker events --since`
+EXEC_MEMORY = 10000  # exec IDs whose engine is remembered (older ones are found by asking around)
 
 
 def natural_key(text: str) -> list:
@@ -41,7 +43,7 @@ class Cluster:
         self._placement = asyncio.Lock()
         self._subscribers: set[asyncio.Queue] = set()
         self._recent: collections.deque[dict] = collections.deque(maxlen=RECENT_EVENTS)
-        self.exec_owner: dict[str, str] = {}  # exec ID -> engine address
+        self._exec_owner: dict[str, str] = {}  # exec ID -> engine address, oldest first
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -52,7 +54,8 @@ class Cluster:
         await asyncio.gather(*(e.stop() for e in self.engines.values()))
         self.engines.clear()
         for queue in self._subscribers:
-            queue.put_nowait(None)
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
         if self.session:
             await self.session.close()
 
@@ -130,6 +133,15 @@ class Cluster:
         name = name.lstrip("/")
         return name in self._pending_names or any(
             c["Name"] == "/" + name for _, c in self.containers())
+
+    def remember_exec(self, exec_id: str, engine: Engine) -> None:
+        """Where an exec instance lives (the last EXEC_MEMORY of them are kept)."""
+        self._exec_owner[exec_id] = engine.addr
+        if len(self._exec_owner) > EXEC_MEMORY:
+            del self._exec_owner[next(iter(self._exec_owner))]
+
+    def exec_engine(self, exec_id: str) -> Engine | None:
+        return self.engines.get(self._exec_owner.get(exec_id, ""))
 
     def engines_with_image(self, ref: str) -> list[Engine]:
         """Validated engines holding an image matching an ID, ID prefix or reference."""

@@ -136,14 +136,14 @@ async def exec_create(call: "Call") -> web.Response:
     status, body = await engine.call("POST", path, body=await read_json(call.request))
     if status != 201:
         raise ApiError(status, body.get("message", str(body)) if isinstance(body, dict) else body)
-    call.cluster.exec_owner[body["Id"]] = engine.addr
+    call.cluster.remember_exec(body["Id"], engine)
     return json_response(body, 201)
 
 
 async def _exec_engine(call: "Call") -> Engine:
     """The engine that owns an exec instance (asked around if the manager restarted since)."""
     exec_id = call.args["exec"]
-    engine = call.cluster.engines.get(call.cluster.exec_owner.get(exec_id, ""))
+    engine = call.cluster.exec_engine(exec_id)
     if engine is None:
         async def probe(e: Engine) -> bool:
             status, _ = await e.call("GET", f"/exec/{exec_id}/json")
@@ -153,7 +153,7 @@ async def _exec_engine(call: "Call") -> Engine:
         if not owners:
             raise ApiError(404, f"No such exec instance: {exec_id}")
         engine = owners[0]
-        call.cluster.exec_owner[exec_id] = engine.addr
+        call.cluster.remember_exec(exec_id, engine)
     return engine
 
 

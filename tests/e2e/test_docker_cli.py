@@ -206,6 +206,23 @@ def test_port_filter_keeps_one_host_port_per_node(mgr):
     assert nofit.returncode == 125 and "port 9090" in nofit.stderr
 
 
+def test_concurrent_runs_see_each_others_ports_and_names(mgr):
+    def run(*args: str) -> subprocess.Popen:
+        return subprocess.Popen(["docker", "run", "-d", *args, "busybox", "sleep", "300"], env=mgr.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    racers = [run("-p", "9393:80") for _ in range(5)]
+    results = [(p.wait(60), p.stderr.read()) for p in racers]
+    assert sorted(rc for rc, _ in results) == [0, 0, 0, 125, 125]
+    assert all("port 9393" in err for rc, err in results if rc)
+    nodes = [n.split("/")[0] for n in mgr.docker("ps", "--format", "{{.Names}}").stdout.split()]
+    assert sorted(nodes) == ["node1", "node2", "node3"]
+    twins = [run("--name", "twin") for _ in range(3)]
+    outcomes = sorted((p.wait(60), p.stderr.read()) for p in twins)
+    assert [rc for rc, _ in outcomes] == [0, 125, 125]
+    assert all("The name twin is already assigned" in err for _, err in outcomes[1:])
+
+
 def test_pull_from_the_registry_lands_on_every_node_and_rmi_removes_it(mgr, lab):
     ref = f"{lab.registry}/busybox"
     out = mgr.docker("pull", ref, timeout=120).stdout

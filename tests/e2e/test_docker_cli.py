@@ -249,6 +249,20 @@ def test_pull_from_the_registry_lands_on_every_node_and_rmi_removes_it(mgr, lab)
         assert direct.stdout.strip() == "", engine
 
 
+def test_run_pulls_a_missing_image_on_the_chosen_node_only(mgr, lab):
+    ref = f"{lab.registry}/busybox"
+    out = mgr.docker("run", "-e", "constraint:node==node2", "--rm", ref, "echo", "pulled", timeout=120)
+    assert out.stdout == "pulled\n"
+    holders = {n for n in lab.names if ref in mgr.docker(
+        "images", "--filter", f"node={n}", "--format", "{{.Repository}}").stdout.split()}
+    assert holders == {"node2"}
+    mgr.docker("tag", ref, "retagged:7")
+    tagged = mgr.docker("images", "--filter", "node=node2", "--format", "{{.Repository}}:{{.Tag}}").stdout
+    assert "retagged:7" in tagged.split()
+    mgr.docker("rmi", "retagged:7", ref)
+    assert "retagged" not in mgr.docker("images", "--format", "{{.Repository}}").stdout
+
+
 def test_compose_scale_spreads_4_3_3_then_kill_and_rm(mgr, tmp_path: Path):
     (tmp_path / "flock.yml").write_text(
         "bird:\n  image: busybox\n  command: sleep 300\n  restart: always\n")

@@ -20,7 +20,7 @@ class UsageError(Exception):
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `join`, `list` and `create` to the `shoal` command line."""
-    join = sub.add_parser("join", aliases=["j"], help="join a cluster: keep this host's engine registered",
+    join = sub.add_parser("join", aliases=["j"], help="Join a docker cluster (keep this host's engine registered)",
                           description="Register the engine at --advertise in discovery and keep it there "
                                       "while it answers /_ping; leave at once on SIGTERM/SIGINT.")
     join.add_argument("--advertise", "--addr", default=os.environ.get("SWARM_ADVERTISE", ""),
@@ -35,13 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     _discovery_args(join)
     join.set_defaults(func=join_cmd)
 
-    lst = sub.add_parser("list", aliases=["l"], help="list the engines in a cluster",
+    lst = sub.add_parser("list", aliases=["l"], help="List nodes in a cluster",
                          description="Print one host:port per line for the engines in discovery.")
     lst.add_argument("--timeout", default="10s", help="give up after this long without an answer (default 10s)")
     _discovery_args(lst)
     lst.set_defaults(func=list_cmd)
 
-    create = sub.add_parser("create", aliases=["c"], help="print a new cluster ID (use it as the etcd prefix)")
+    create = sub.add_parser("create", aliases=["c"], help="Create a cluster ID (to use as the etcd prefix)")
     create.set_defaults(func=create_cmd)
 
 

@@ -1,7 +1,6 @@
 """Go-style durations ("60s", "1m30s", "500ms", "-2s"), as classic Swarm's flags take them."""
 from __future__ import annotations
 
-import argparse
 import re
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -26,14 +25,6 @@ def parse_duration(text: str) -> float:
     if pos == 0 or pos != len(body):
         raise ValueError(f'time: invalid duration "{text}"')
     return sign * total
-
-
-def duration_arg(text: str) -> float:
-    """`parse_duration` for argparse's `type=`: a bad value becomes a usage error."""
-    try:
-        return parse_duration(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def format_duration(seconds: float) -> str:

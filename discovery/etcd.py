@@ -29,40 +29,55 @@ class EtcdDiscovery:
         return EtcdStore(self.endpoints, self._tls)
 
     async def watch(self) -> AsyncIterator[frozenset[str]]:
-        """List, then follow changes from the listed revision; on a cancelled (compacted) watch list
-        again; while etcd is unreachable keep retrying and yield nothing (the last set stands)."""
-        backoff = Backoff(cap=self._retry_cap)
+        """The listed set, then the set after every change; the last set stands while etcd is away."""
         last: frozenset[str] | None = None
+        async for members in self._views():
+            if members != last:
+                last = members
+                yield last
+
+    async def _views(self) -> AsyncIterator[frozenset[str]]:
+        """List, then watch from the listed revision; after a broken stream resume from the last
+        revision seen; when that revision was compacted (watch canceled), list again."""
+        backoff = Backoff(cap=self._retry_cap)
+        members: dict[str, str] = {}
+        revision = 0                                            # 0: list before watching
         async with self._store() as store:
             while True:
                 try:
-                    members, revision = await store.get_prefix(self.nodes_prefix)
-                    log.info("discovery: listed prefix=%s nodes=%d revision=%d",
-                             self.nodes_prefix, len(members), revision)
-                    backoff.reset()
-                    async for changes in _follow(store, self.nodes_prefix, members, revision):
-                        if changes != last:
-                            last = changes
-                            yield last
+                    if not revision:
+                        members, revision = await store.get_prefix(self.nodes_prefix)
+                        log.info("discovery: listed prefix=%s nodes=%d revision=%d",
+                                 self.nodes_prefix, len(members), revision)
+                        backoff.reset()
+                        yield frozenset(members.values())
+                    async for changes, revision in store.watch_prefix(self.nodes_prefix, revision + 1):
+                        for change in changes:
+                            if change.value is None:
+                                members.pop(change.key, None)
+                            else:
+                                members[change.key] = change.value
+                        backoff.reset()
+                        yield frozenset(members.values())
                 except WatchCanceled as err:
                     log.warning("discovery: watch canceled, listing again prefix=%s compact_revision=%d",
                                 self.nodes_prefix, err.compact_revision)
+                    revision = 0
                 except StoreError as err:
                     delay = backoff.next()
-                    log.warning("discovery: etcd unavailable endpoints=%s retry_in=%s error=%s",
-                                ",".join(self.endpoints), format_duration(round(delay, 2)), err)
+                    log.warning("discovery: etcd unavailable endpoints=%s retry_in=%s resume_revision=%d "
+                                "error=%s", ",".join(self.endpoints), format_duration(round(delay, 2)),
+                                revision + 1 if revision else 0, err)
                     await asyncio.sleep(delay)
 
     async def register(self, addr: str, ttl: float, heartbeat: float, alive: HealthCheck | None = None) -> None:
         """Hold `<prefix><addr>` on a lease of `ttl`, one keepalive per `heartbeat` while `alive()`
         says so; re-register when the lease is gone; revoke it (leave at once) when cancelled."""
-        key = self.nodes_prefix + addr
-        lease_ttl = max(1, math.ceil(ttl))
         backoff = Backoff(cap=min(heartbeat, 5.0))
-        lease = 0
         loop = asyncio.get_running_loop()
         next_beat = loop.time()
         async with self._store() as store:
+            registration = _Registration(store, self.nodes_prefix + addr, addr, max(1, math.ceil(ttl)))
             try:
                 while True:
                     await asyncio.sleep(next_beat - loop.time())
@@ -70,8 +85,7 @@ class EtcdDiscovery:
                     if alive is not None and not await alive():
                         continue
                     try:
-                        if not lease or await store.keepalive(lease) == 0:
-                            lease = await _put_on_new_lease(store, key, addr, lease_ttl)
+                        await registration.refresh()
                         backoff.reset()
                     except StoreError as err:
                         delay = backoff.next()
@@ -79,36 +93,38 @@ class EtcdDiscovery:
                                     addr, format_duration(round(delay, 2)), err)
                         next_beat = loop.time() + delay
             finally:
-                if lease:
-                    await _leave(store, addr, lease)
+                await registration.leave()
 
 
-async def _follow(store: EtcdStore, prefix: str, members: dict[str, str],
-                  revision: int) -> AsyncIterator[frozenset[str]]:
-    """The set listed, then the set after each watched batch of changes."""
-    yield frozenset(members.values())
-    async for changes in store.watch_prefix(prefix, revision + 1):
-        for change in changes:
-            if change.value is None:
-                members.pop(change.key, None)
-            else:
-                members[change.key] = change.value
-        yield frozenset(members.values())
+class _Registration:
+    """One key on its own lease: written, kept alive, written again when the lease is lost, revoked on leaving."""
 
+    def __init__(self, store: EtcdStore, key: str, addr: str, ttl: int) -> None:
+        self._store = store
+        self._key = key
+        self._addr = addr
+        self._ttl = ttl
+        self._lease = 0
+        self._written = False
 
-async def _put_on_new_lease(store: EtcdStore, key: str, addr: str, ttl: int) -> int:
-    """Grant a lease and write the key on it; the lease counts only once the key is written."""
-    lease = await store.grant(ttl)
-    await store.put(key, addr, lease)
-    log.info("discovery: registered addr=%s key=%s ttl=%ds lease=%x", addr, key, ttl, lease)
-    return lease
+    async def refresh(self) -> None:
+        """One keepalive; a new lease and key when etcd no longer has ours."""
+        if self._written and await self._store.keepalive(self._lease) > 0:
+            return
+        self._written = False
+        self._lease = await self._store.grant(self._ttl)      # revoked on leaving from here on
+        await self._store.put(self._key, self._addr, self._lease)
+        self._written = True
+        log.info("discovery: registered addr=%s key=%s ttl=%ds lease=%x", self._addr, self._key, self._ttl,
+                 self._lease)
 
-
-async def _leave(store: EtcdStore, addr: str, lease: int) -> None:
-    """Revoke our lease so the node leaves now rather than after its TTL."""
-    try:
-        await store.revoke(lease, timeout=LEAVE_TIMEOUT)
-    except StoreError as err:
-        log.warning("discovery: could not revoke addr=%s lease=%x error=%s", addr, lease, err)
-    else:
-        log.info("discovery: left addr=%s lease=%x", addr, lease)
+    async def leave(self) -> None:
+        """Revoke our lease so the node leaves now rather than after its TTL."""
+        if not self._lease:
+            return
+        try:
+            await self._store.revoke(self._lease, timeout=LEAVE_TIMEOUT)
+        except StoreError as err:
+            log.warning("discovery: could not revoke addr=%s lease=%x error=%s", self._addr, self._lease, err)
+        else:
+            log.info("discovery: left addr=%s lease=%x", self._addr, self._lease)

@@ -14,6 +14,8 @@ import grpc.aio
 from etcd3aio import Etcd3Client, EtcdError, prefix_range_end
 
 CALL_TIMEOUT = 5.0
+RECONNECT_BACKOFF = [("grpc.initial_reconnect_backoff_ms", 250), ("grpc.min_reconnect_backoff_ms", 250),
+                     ("grpc.max_reconnect_backoff_ms", 2000)]
 _PUT = 0
 
 
@@ -99,7 +101,11 @@ class EtcdStore:
             tls_args = {"ca_cert": self._tls.ca, "cert_chain": self._tls.cert, "cert_key": self._tls.key}
             host = self._endpoints[0].rpartition(":")[0]
             server_name = None if _is_ipv4(host) else host   # verify the certificate against the name
-        self._client = Etcd3Client(targets, tls_server_name=server_name, **tls_args)
+        self._client = Etcd3Client(targets, tls_server_name=server_name, watch_max_reconnect_backoff_seconds=1.0,
+                                   **tls_args)
+        # gRPC's reconnect backoff grows to 120 s while etcd is away, so a long outage would delay
+        # recovery by up to that much; the client offers no setting, so extend its channel options.
+        self._client._manager.grpc_options.extend(RECONNECT_BACKOFF)
         await self._client.connect()
         return self
 
@@ -110,7 +116,7 @@ class EtcdStore:
             self._client = None
 
     @property
-    def client(self) -> Etcd3Client:
+    def _etcd(self) -> Etcd3Client:
         """The connected client (only inside `async with`)."""
         if self._client is None:
             raise RuntimeError("EtcdStore used outside `async with`")
@@ -119,37 +125,46 @@ class EtcdStore:
     async def get_prefix(self, prefix: str) -> tuple[dict[str, str], int]:
         """Every key under `prefix` with its value, and the store revision of that view."""
         with _store_errors("list"):
-            resp = await self.client.kv.get(prefix, range_end=prefix_range_end(prefix), timeout=CALL_TIMEOUT)
+            resp = await self._etcd.kv.get(prefix, range_end=prefix_range_end(prefix), timeout=CALL_TIMEOUT)
         return {kv.key.decode(): kv.value.decode() for kv in resp.kvs}, resp.header.revision
 
-    async def watch_prefix(self, prefix: str, start_revision: int) -> AsyncIterator[list[Change]]:
-        """Changes under `prefix` from `start_revision` on, one batch per etcd response. The client
-        reconnects by itself and resumes after the last revision it saw; raises `WatchCanceled`."""
+    async def watch_prefix(self, prefix: str, start_revision: int) -> AsyncIterator[tuple[list[Change], int]]:
+        """Batches of changes under `prefix` from `start_revision` on, each with the revision of its
+        last event. Raises `WatchCanceled` (compacted: list again) and `StoreError` when the stream
+        breaks. The client would reconnect by itself, but resumes after the header revision of the last
+        response, which can lie past events not yet delivered: its second `created` response ends this
+        watch instead, so the caller resumes after the last event it really got."""
+        created = False
         with _store_errors("watch"):
-            async for resp in self.client.watch.watch(prefix, range_end=prefix_range_end(prefix),
-                                                      start_revision=start_revision):
-                if resp.canceled or resp.compact_revision:
-                    raise WatchCanceled(resp.compact_revision)
-                if resp.events:
-                    yield [Change(ev.kv.key.decode(), ev.kv.value.decode() if ev.type == _PUT else None)
-                           for ev in resp.events]
+            responses = self._etcd.watch.watch(prefix, range_end=prefix_range_end(prefix),
+                                                start_revision=start_revision)
+            async with contextlib.aclosing(responses):
+                async for resp in responses:
+                    if resp.canceled or resp.compact_revision:
+                        raise WatchCanceled(resp.compact_revision)
+                    if resp.created and created:
+                        raise StoreError("watch: stream was interrupted")
+                    created = created or resp.created
+                    if resp.events:
+                        yield ([Change(ev.kv.key.decode(), ev.kv.value.decode() if ev.type == _PUT else None)
+                                for ev in resp.events], resp.events[-1].kv.mod_revision)
         raise StoreError("watch: stream ended")
 
     async def grant(self, ttl: int) -> int:
         """A new lease of `ttl` seconds; its ID."""
         with _store_errors("lease grant"):
-            return (await self.client.lease.grant(ttl, timeout=CALL_TIMEOUT)).ID
+            return (await self._etcd.lease.grant(ttl, timeout=CALL_TIMEOUT)).ID
 
     async def put(self, key: str, value: str, lease: int) -> None:
         """Write `key` attached to `lease` (deleted with it)."""
         with _store_errors("put"):
-            await self.client.kv.put(key, value, lease=lease, timeout=CALL_TIMEOUT)
+            await self._etcd.kv.put(key, value, lease=lease, timeout=CALL_TIMEOUT)
 
     async def keepalive(self, lease: int) -> int:
         """Refresh `lease` once; its TTL now, or 0 when etcd no longer has it."""
         with _store_errors("lease keepalive"):
             async with asyncio.timeout(CALL_TIMEOUT):
-                call = self.client.lease.keep_alive(lease)
+                call = self._etcd.lease.keep_alive(lease)
                 try:
                     async for resp in call:
                         return max(resp.TTL, 0)
@@ -160,4 +175,4 @@ class EtcdStore:
     async def revoke(self, lease: int, timeout: float = CALL_TIMEOUT) -> None:
         """End `lease` now, deleting its keys."""
         with _store_errors("lease revoke"):
-            await self.client.lease.revoke(lease, timeout=timeout, max_attempts=1)
+            await self._etcd.lease.revoke(lease, timeout=timeout, max_attempts=1)

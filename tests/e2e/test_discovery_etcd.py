@@ -13,7 +13,6 @@ from etcd3aio import Etcd3Client
 from discovery import HealthCheck, from_url
 from tests.etcd_fixture import EtcdServer, MembershipWatcher, etcd, free_port, make_tls  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.e2e
 TTL, HEARTBEAT = 3.0, 1.0
 
 
@@ -87,7 +86,7 @@ async def test_etcd_restart_loses_no_node_and_the_watch_resumes() -> None:
             await asyncio.sleep(1.0)
             server.start()
             async with registered(url, "10.5.0.2:2375"):
-                await watcher.until(lambda s: s == {"10.5.0.1:2375", "10.5.0.2:2375"}, timeout=10)
+                await watcher.until(lambda s: s == {"10.5.0.1:2375", "10.5.0.2:2375"}, timeout=5)
                 await asyncio.sleep(TTL + 1)                    # the first node's lease is kept alive again
                 assert watcher.current == {"10.5.0.1:2375", "10.5.0.2:2375"}
             assert all("10.5.0.1:2375" in members for _, members in watcher.history[seen_before_restart:])
@@ -101,19 +100,24 @@ class TcpProxy:
         self._target_port = target_port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
 
     async def mend(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
 
-    def cut(self) -> None:
+    async def cut(self) -> None:
         assert self._server is not None
         self._server.close()
         for writer in self._writers:
             writer.transport.abort()
+        if self._handlers:
+            await asyncio.wait(self._handlers)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._handlers.add(asyncio.current_task())
+        self._writers.add(writer)
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
-        self._writers |= {writer, up_writer}
+        self._writers.add(up_writer)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(ConnectionError):
@@ -124,6 +128,7 @@ class TcpProxy:
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._writers -= {writer, up_writer}
+        self._handlers.discard(asyncio.current_task())
 
 
 async def test_a_watch_resuming_from_a_compacted_revision_lists_again(etcd: EtcdServer) -> None:
@@ -134,14 +139,14 @@ async def test_a_watch_resuming_from_a_compacted_revision_lists_again(etcd: Etcd
             Etcd3Client([etcd.endpoint]) as client:
         async with registered(direct, "10.6.0.1:2375"):
             await watcher.until(lambda s: s == {"10.6.0.1:2375"}, timeout=3)
-            proxy.cut()                                         # the watcher loses etcd...
+            await proxy.cut()                                     # the watcher loses etcd...
         async with registered(direct, "10.6.0.2:2375"):       # ...while one node leaves, one joins,
             await asyncio.sleep(0.5)
             revision = (await client.kv.get("/compact/", timeout=2)).header.revision
             await client.kv.compact(revision, timeout=2)        # and the history it missed is compacted
             await proxy.mend()
             await watcher.until(lambda s: s == {"10.6.0.2:2375"}, timeout=10)
-    proxy.cut()
+    await proxy.cut()
 
 
 async def test_register_retries_until_etcd_is_reachable() -> None:
@@ -170,3 +175,16 @@ async def test_store_tls_with_discovery_opts(tmp_path: Path) -> None:
         async with MembershipWatcher(from_url(url)) as plain:  # without the certificates: no answer
             with pytest.raises(AssertionError, match="still None"):
                 await plain.until(lambda s: True, timeout=1)
+
+
+async def test_a_node_cut_off_longer_than_its_ttl_registers_again(etcd: EtcdServer) -> None:
+    proxy = TcpProxy(etcd.client_port)
+    await proxy.mend()
+    async with MembershipWatcher(from_url(f"etcd://localhost:{etcd.client_port}/partition")) as watcher, \
+            registered(f"etcd://127.0.0.1:{proxy.port}/partition", "10.9.0.1:2375"):
+        await watcher.until(lambda s: s == {"10.9.0.1:2375"}, timeout=3)
+        await proxy.cut()                                       # the agent cannot reach etcd...
+        await watcher.until(lambda s: not s, timeout=TTL + 1)   # ...so its lease expires
+        await proxy.mend()
+        await watcher.until(lambda s: s == {"10.9.0.1:2375"}, timeout=HEARTBEAT + 5)
+    await proxy.cut()

@@ -28,8 +28,9 @@ async def proxy(request: web.Request, engine: Engine, path: str, version: str | 
                 after: Callable[[int], Awaitable[None]] | None = None) -> web.StreamResponse:
     """Send the client's request to `engine` at `path` and stream the answer back as it comes.
 
-    Headers go out as soon as the engine sends its own (`/wait`, `/events`, `logs -f` depend on
-    it); `after(status)` runs once the engine has finished (cache refresh).
+    Streams: headers go out as soon as the engine sends its own (`/wait`, `/events`, `logs -f`
+    depend on it). `after(status)` (a cache refresh) runs once the engine has finished, and
+    before the client gets an answer that is not a stream.
     """
     data = body
     if data is None and request.body_exists:
@@ -40,6 +41,14 @@ async def proxy(request: web.Request, engine: Engine, path: str, version: str | 
                                  data=data, headers=forward_headers(request.headers),
                                  client_version=version)
     async with upstream:
+        complete = upstream.content_length is not None or upstream.status in (204, 304)
+        if after is not None and complete:
+            # A whole answer: refresh the cache before the client sees it, so its next call
+            # (`docker inspect` right after `docker network connect`) reads the new state.
+            payload = await upstream.read()
+            await after(upstream.status)
+            return web.Response(status=upstream.status, reason=upstream.reason, body=payload,
+                                headers=forward_headers(upstream.headers))
         resp = web.StreamResponse(status=upstream.status, reason=upstream.reason,
                                   headers=forward_headers(upstream.headers))
         if upstream.content_length is not None:

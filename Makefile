@@ -31,3 +31,4 @@ bench: setup
 	$(PY) -m bench.scheduler
 	$(PY) -m bench.proxy_overhead
 	$(PY) -m bench.membership
+	$(PY) -m bench.membership_watch

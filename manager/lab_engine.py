@@ -8,6 +8,7 @@ import base64
 import http.client
 import io
 import json
+import os
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,18 +94,32 @@ def start_dockerd(node: Node, insecure_registries: list[str]) -> Proc:
     home, exec_root = Path(node.dir), Path(node.run_dir)
     home.mkdir(parents=True, exist_ok=True)
     exec_root.mkdir(parents=True, exist_ok=True)
+    pidfile = exec_root / "dockerd.pid"
+    if pidfile.exists() and not _pid_alive(pidfile):  # left by a dockerd that was SIGKILLed
+        pidfile.unlink()
     config = home / "daemon.json"
     config.write_text(json.dumps({"deprecated-key-path": str(home / "key.json"),
                                   "insecure-registries": insecure_registries,
                                   "shutdown-timeout": SHUTDOWN_TIMEOUT}))
     flags = ["--data-root", str(home / "data"), "--exec-root", str(exec_root),
-             "--pidfile", str(exec_root / "dockerd.pid"), "--config-file", str(config),
+             "--pidfile", str(pidfile), "--config-file", str(config),
              "--host", f"tcp://{node.engine}", "--host", f"unix://{exec_root}/docker.sock",
              "--tls=false", "--cgroup-parent", node.cgroup]
     flags += [f"--label={k}={v}" for k, v in node.labels.items()]
     cmd = ["nsenter", f"--net=/run/netns/{node.netns}", "unshare", "--uts",
            "sh", "-c", f'hostname {node.name} && exec "$0" "$@"', "dockerd", *flags]
     return spawn(cmd, home / "dockerd.log")
+
+
+def _pid_alive(pidfile: Path) -> bool:
+    """Does the process named in a pid file still exist?"""
+    try:
+        os.kill(int(pidfile.read_text().strip()), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def busybox_tar() -> bytes:

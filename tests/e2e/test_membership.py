@@ -131,7 +131,8 @@ def engine_stopped(lab, name: str):
 
 def test_a_stopped_engine_is_noticed_avoided_and_welcomed_back(cluster, lab):
     mgr, _, _ = cluster
-    cid = mgr.docker("run", "-d", "-e", "constraint:node==node3", "busybox", "sleep", "300").stdout.strip()
+    cid = mgr.docker("run", "-d", "--stop-timeout", "1", "-e", "constraint:node==node3", "busybox", "sleep",
+                     "300").stdout.strip()
     with engine_stopped(lab, "node3"):
         took = wait_for(lambda: healthy_nodes(mgr).get("node3", "gone") in ("Unhealthy", "gone"),
                         TTL + 2, "node3 unhealthy or gone")
@@ -151,7 +152,8 @@ def test_unhealthy_engine_without_discovery_changes(lab, tmp_path):
     mgr = start_manager("nodes://" + ",".join(lab.engines), "--engine-failure-retry", "2",
                         healthy=3, log_dir=tmp_path)
     try:
-        cid = mgr.docker("run", "-d", "-e", "constraint:node==node2", "busybox", "sleep", "300").stdout.strip()
+        cid = mgr.docker("run", "-d", "--stop-timeout", "1", "-e", "constraint:node==node2", "busybox",
+                         "sleep", "300").stdout.strip()
         since = int(time.time())
         with engine_stopped(lab, "node2"):
             took = wait_for(lambda: healthy_nodes(mgr).get("node2") == "Unhealthy", 10, "node2 unhealthy")

@@ -54,7 +54,7 @@ async def _holders(call: "Call") -> tuple[list[tuple[Engine, dict]], str]:
     kind, ref = _kind(call), call.args["name"]
     engine, name = broadcast.node_qualified(call.cluster, ref)
     results = await broadcast.send_each(call, [engine] if engine else call.cluster.healthy(),
-                                        method="GET", path=f"/{kind}/{name}", body=None)
+                                        method="GET", path=f"/{kind}/{name}")
     found = [(e, r) for e, r in results if not isinstance(r, Exception)]
     if not found:
         raise _not_found(kind, ref)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -175,6 +176,11 @@ async def serve(config: ManageConfig, source: "discovery.Discovery") -> int:
     await asyncio.gather(follow, return_exceptions=True)
     await runner.cleanup()
     await cluster.close()
+    for host in config.hosts:
+        kind, target = _listen_target(host)
+        if kind == "unix":
+            with contextlib.suppress(OSError):
+                os.unlink(target)
     return 0
 
 

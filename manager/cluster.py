@@ -5,6 +5,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import re
@@ -25,9 +26,10 @@ RECENT_EVENTS = 1000  # kept for `docker events --since`
 EXEC_MEMORY = 10000  # exec IDs whose engine is remembered (older ones are found by asking around)
 
 
-def natural_key(text: str) -> list:
+@functools.lru_cache(maxsize=65536)
+def natural_key(text: str) -> tuple:
     """`node2` before `node10`."""
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
 
 
 class Cluster:
@@ -114,25 +116,27 @@ class Cluster:
         return found
 
     def _lookup(self, ref: str) -> tuple[Engine, dict] | None:
-        everything = list(self.containers())
-        for engine, c in everything:
-            swarm_id = (c["Config"].get("Labels") or {}).get(SWARM_ID_LABEL, "")
-            if ref in (c["Id"], c["Id"][:12]) or (swarm_id and ref in (swarm_id, swarm_id[:12])):
-                return engine, c
-        by_name = [(e, c) for e, c in everything
-                   if ref in (c["Name"], c["Name"][1:], e.name + c["Name"], e.id + c["Name"])]
+        engines = self.validated()
+        for engine in engines:  # full ID, then short ID or Swarm ID
+            if ref in engine.containers:
+                return engine, engine.containers[ref]
+        for engine in engines:
+            if ref in engine.refs:
+                return engine, engine.containers[engine.refs[ref]]
+        node, _, name = ref.lstrip("/").rpartition("/")  # `web`, `/web`, `node1/web`, `<ID>/web`
+        by_name = [(e, e.containers[e.names[name]]) for e in engines
+                   if name in e.names and node in ("", e.name, e.id)]
         if len(by_name) == 1:
             return by_name[0]
         if by_name or not ref:
             return None
-        by_prefix = [(e, c) for e, c in everything if c["Id"].startswith(ref)
+        by_prefix = [(e, c) for e in engines for c in e.containers.values() if c["Id"].startswith(ref)
                      or (c["Config"].get("Labels") or {}).get(SWARM_ID_LABEL, "").startswith(ref)]
         return by_prefix[0] if len(by_prefix) == 1 else None
 
     def name_taken(self, name: str) -> bool:
         name = name.lstrip("/")
-        return name in self._pending_names or any(
-            c["Name"] == "/" + name for _, c in self.containers())
+        return name in self._pending_names or any(name in e.names for e in self.validated())
 
     def remember_exec(self, exec_id: str, engine: Engine) -> None:
         """Where an exec instance lives (the last EXEC_MEMORY of them are kept)."""

@@ -67,8 +67,14 @@ class Engine:
         self.error = ""
         self.failures = 0
         self.updated_at = time.time()
-        self.containers: dict[str, dict] = {}
-        self.rendered: dict[str, bytes] = {}  # container ID -> inspect answer, built on demand
+        self.containers: dict[str, dict] = {}  # ID -> `docker inspect` of it
+        self.refs: dict[str, str] = {}  # short ID, Swarm ID and its short form -> ID
+        self.names: dict[str, str] = {}  # name (no leading slash) -> ID
+        self.rendered: dict[str, bytes] = {}  # ID -> inspect answer, built on demand
+        self.summaries: dict[str, tuple] = {}  # ID -> (ps row without Status, state times)
+        self._counts: tuple[int, int, int, int] | None = None
+        self.generation = 0  # bumped by every change of what the cache holds
+        self.info_rows: tuple[tuple, list] = ((), [])  # (what they show, `docker info` rows)
         self.images: list[dict] = []
         self._snapshot = None
         self._inflight: dict[str, asyncio.Task] = {}
@@ -162,10 +168,10 @@ class Engine:
         """A connection error: after --engine-failure-retry of them a Healthy engine turns Unhealthy."""
         self.failures += 1
         self.error = str(exc) or type(exc).__name__
+        self._changed()  # the health indicator the scheduler weighs has dropped
         if self.state == HEALTHY and self.failures >= self.options.failure_retry:
             self.state = UNHEALTHY
             self.updated_at = time.time()
-            self._changed()
             log.warning("engine unhealthy addr=%s name=%s error=%r", self.addr, self.name, self.error)
             self._emit("engine_disconnect")
 
@@ -174,11 +180,11 @@ class Engine:
         if self.failures == 0 and self.state != UNHEALTHY:
             return
         self.failures = 0
+        self._changed()
         if self.state == UNHEALTHY:
             self.state = HEALTHY
             self.error = ""
             self.updated_at = time.time()
-            self._changed()
             log.info("engine healthy again addr=%s name=%s", self.addr, self.name)
             self._emit("engine_reconnect")
             self._wake.set()
@@ -191,28 +197,58 @@ class Engine:
         return self._snapshot
 
     def _changed(self) -> None:
+        self.generation += 1
         self._snapshot = None
+        self._counts = None
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """(containers, running, paused, stopped), recounted only after a change."""
+        if self._counts is None:
+            total = running = paused = 0
+            for c in self.containers.values():
+                total += 1
+                paused += bool(c["State"].get("Paused"))
+                running += bool(c["State"].get("Running") and not c["State"].get("Paused"))
+            self._counts = (total, running, paused, total - running - paused)
+        return self._counts
+
+    def _store(self, cid: str, body: dict | None) -> None:
+        """Put one container's inspect in the cache and its indexes (None: drop it)."""
+        old = self.containers.pop(cid, None)
+        if old is not None:
+            for key in _ref_keys(old):
+                if self.refs.get(key) == cid:
+                    del self.refs[key]
+            if self.names.get(old["Name"].lstrip("/")) == cid:
+                del self.names[old["Name"].lstrip("/")]
+        self.rendered.pop(cid, None)
+        self.summaries.pop(cid, None)
+        if body is not None:
+            self.containers[cid] = body
+            self.refs.update(dict.fromkeys(_ref_keys(body), cid))
+            self.names[body["Name"].lstrip("/")] = cid
+        if old != body:
+            self._changed()
 
     async def refresh_container(self, cid: str) -> dict | None:
         """Re-inspect one container into the cache (None if it is gone)."""
         status, body = await self.call("GET", f"/containers/{cid}/json")
-        self.rendered.pop(cid, None)
         if status == 404:
-            self.containers.pop(cid, None)
-            body = None
-        elif status == 200:
-            self.containers[body["Id"]] = body
-        self._changed()
-        return body
+            self._store(cid, None)
+            return None
+        if status == 200:
+            self._store(body["Id"], body)
+            return body
+        return self.containers.get(cid)
 
     def forget_container(self, cid: str) -> None:
-        self.containers.pop(cid, None)
-        self.rendered.pop(cid, None)
-        self._changed()
+        self._store(cid, None)
 
     async def refresh_images(self) -> None:
-        self.images = await self.get_json("/images/json", params={"all": "0"})
-        self._changed()
+        images = await self.get_json("/images/json", params={"all": "0"})
+        if images != self.images:
+            self.images = images
+            self._changed()
 
     async def refresh_all(self) -> None:
         """List containers (inspecting new or changed ones) and images."""
@@ -233,12 +269,17 @@ class Engine:
         await asyncio.gather(*(inspect(cid) for cid in stale))
         await self.refresh_images()
         self.updated_at = time.time()
-        self._changed()
 
     # ---- background work ---------------------------------------------------------------------
     async def _run(self) -> None:
         delay = 1.0
-        while not await self._validate():
+        while True:
+            try:
+                if await self._validate():
+                    break
+            except Exception as exc:  # a strange answer (or a bug) must not leave it stuck
+                log.exception("validation error addr=%s", self.addr)
+                self.error = f"validation failed: {exc!r}"
             await asyncio.sleep(delay + random.random())
             delay = min(delay * 2, 30.0)
         self._tasks.append(asyncio.create_task(self._follow_events(), name=f"events {self.addr}"))
@@ -350,6 +391,15 @@ class Engine:
         self.notify(self, {"status": action, "Type": "swarm", "Action": action, "from": "swarm",
                            "Actor": {"ID": "", "Attributes": {}}, "scope": "local",
                            "time": int(now), "timeNano": int(now * 1e9)})
+
+
+def _ref_keys(container: dict) -> list[str]:
+    """What else a container is looked up by, besides its full ID and its name."""
+    keys = [container["Id"][:12]]
+    swarm_id = (container.get("Config", {}).get("Labels") or {}).get("com.docker.swarm.id")
+    if swarm_id:
+        keys += [swarm_id, swarm_id[:12]]
+    return keys
 
 
 def engine_labels(info: dict) -> dict[str, str]:

@@ -6,7 +6,7 @@ import platform
 import re
 import socket
 import time
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from manager.errors import API_VERSION, ApiError, json_object
 from manager.timefmt import bytes_size, human_duration, parse_time, rfc3339
@@ -24,9 +24,14 @@ def engine_ip(engine: "Engine") -> str:
     return engine.addr.rsplit(":", 1)[0]
 
 
-def status_text(state: dict, now: float) -> str:
+def state_times(state: dict) -> tuple[float | None, float | None]:
+    """(started, finished) unix times of a container state."""
+    return parse_time(state.get("StartedAt")), parse_time(state.get("FinishedAt"))
+
+
+def status_text(state: dict, now: float, times: tuple[float | None, float | None] | None = None) -> str:
     """The STATUS column, recomputed from cached state so it never goes stale."""
-    started, finished = parse_time(state.get("StartedAt")), parse_time(state.get("FinishedAt"))
+    started, finished = times or state_times(state)
     if state.get("Status") == "removing":
         return "Removal In Progress"
     if state.get("Dead") or state.get("Status") == "dead":
@@ -47,7 +52,19 @@ def status_text(state: dict, now: float) -> str:
 
 
 def container_summary(engine: "Engine", c: dict, now: float) -> dict:
-    """One `GET /containers/json` entry, named `/node/name` like classic Swarm."""
+    """One `GET /containers/json` entry, named `/node/name` like classic Swarm.
+
+    Everything but the time-dependent Status is built once per change of the container.
+    """
+    cached = engine.summaries.get(c["Id"])
+    if cached is None:
+        cached = engine.summaries[c["Id"]] = (_summary_base(engine, c), state_times(c["State"]))
+    base, times = cached
+    status = status_text(c["State"], now, times) if engine.healthy else "Host Down"
+    return dict(base, Status=status)
+
+
+def _summary_base(engine: "Engine", c: dict) -> dict:
     return {
         "Id": c["Id"],
         "Names": ["/" + engine.name + c["Name"]],
@@ -58,7 +75,6 @@ def container_summary(engine: "Engine", c: dict, now: float) -> dict:
         "Ports": _ports(engine, c),
         "Labels": c["Config"].get("Labels") or {},
         "State": c["State"].get("Status", ""),
-        "Status": status_text(c["State"], now) if engine.healthy else "Host Down",
         "HostConfig": {"NetworkMode": c["HostConfig"].get("NetworkMode", "default")},
         "NetworkSettings": {"Networks": (c.get("NetworkSettings") or {}).get("Networks") or {}},
         "Mounts": [{k: m.get(k) for k in ("Type", "Name", "Source", "Destination", "Driver", "Mode",
@@ -159,21 +175,18 @@ def _window(rows: list, filters: dict[str, list[str]], cluster: "Cluster") -> li
 
 
 # ---- docker info -------------------------------------------------------------------------------
-def _container_counts(containers: Iterable[dict]) -> tuple[int, int, int, int]:
-    total = running = paused = 0
-    for c in containers:
-        total += 1
-        if c["State"].get("Paused"):
-            paused += 1
-        elif c["State"].get("Running"):
-            running += 1
-    return total, running, paused, total - running - paused
-
-
 def _node_rows(cluster: "Cluster", engine: "Engine") -> list[list[str]]:
+    """An engine's rows, rebuilt only when what they show has changed."""
+    key = (engine.generation, engine.state, engine.error, engine.updated_at)
+    if engine.info_rows[0] != key:
+        engine.info_rows = (key, _build_node_rows(cluster, engine))
+    return engine.info_rows[1]
+
+
+def _build_node_rows(cluster: "Cluster", engine: "Engine") -> list[list[str]]:
     scheduler = cluster.scheduler
     node = engine.node()
-    total, running, paused, stopped = _container_counts(engine.containers.values())
+    total, running, paused, stopped = engine.counts()
     containers = f"{total} ({running} Running, {paused} Paused, {stopped} Stopped)" \
         if engine.healthy else str(total)
     rows = [
@@ -196,7 +209,7 @@ def info(cluster: "Cluster", role_rows: list[list[str]]) -> dict:
     """`GET /info`: cluster totals and classic Swarm's SystemStatus rows."""
     validated = cluster.validated()
     engines = cluster.listed_engines()
-    total, running, paused, stopped = _container_counts(c for _, c in cluster.containers())
+    total, running, paused, stopped = (sum(n) for n in zip((0, 0, 0, 0), *(e.counts() for e in validated)))
     status = role_rows + [
         ["Strategy", cluster.scheduler.strategy_name],
         ["Filters", ", ".join(cluster.scheduler.filter_names)],

@@ -1,12 +1,10 @@
 """What the manager computes from its cache: names, lookups, ps rows, status texts, sizes."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from manager.cluster import Cluster, image_matches, normalize_ref, tag_event
-from manager.engine import EngineOptions
+from manager.engine import Engine, EngineOptions
 from manager.errors import ApiError
 from manager.timefmt import bytes_size, human_duration, parse_time
 from manager.views import list_containers, status_text
@@ -27,9 +25,13 @@ def container(cid: str, name: str, created: str = "2026-11-27T10:00:00Z", runnin
     }
 
 
-def engine(name: str, addr: str, *containers: dict, state: str = "Healthy") -> SimpleNamespace:
-    return SimpleNamespace(name=name, id=f"ID{name}|{addr}", addr=addr, state=state,
-                           healthy=state == "Healthy", containers={c["Id"]: c for c in containers})
+def engine(name: str, addr: str, *containers: dict, state: str = "Healthy") -> Engine:
+    """A real Engine with a filled cache (no connection is made)."""
+    e = Engine(addr, None, EngineOptions(), notify=lambda *_: None, is_duplicate=lambda _: None)
+    e.name, e.id, e.state = name, f"ID{name}|{addr}", state
+    for c in containers:
+        e._store(c["Id"], c)
+    return e
 
 
 @pytest.fixture
@@ -132,3 +134,18 @@ def test_image_references():
     assert image_matches(image, "busybox") and image_matches(image, "busybox:latest")
     assert image_matches(image, "127.0.0.1:5000/x:v1") and not image_matches(image, "127.0.0.1:5000/x")
     assert image_matches(image, "ffff") and not image_matches(image, "ff")
+
+
+def test_cache_indexes_follow_renames_and_removals(cluster):
+    node1 = cluster.engines["10.0.0.1:2375"]
+    renamed = dict(node1.containers["a" * 64], Name="/web2")
+    node1._store("a" * 64, renamed)
+    assert cluster.find_container("web2")[1]["Id"] == "a" * 64
+    assert cluster.find_container("web")[0].name == "node2"  # no longer ambiguous
+    assert node1.counts() == (2, 1, 0, 1)
+    node1.forget_container("a" * 64)
+    with pytest.raises(ApiError):
+        cluster.find_container("web2")
+    with pytest.raises(ApiError):
+        cluster.find_container("a" * 12)
+    assert node1.counts() == (1, 0, 0, 1) and not cluster.name_taken("web2")

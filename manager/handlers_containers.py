@@ -40,7 +40,8 @@ def _is_upgrade(request: web.Request) -> bool:
 
 
 async def ps(call: "Call") -> web.Response:
-    return json_response(views.list_containers(call.cluster, call.request.query))
+    return web.Response(body=views.list_containers(call.cluster, call.request.query),
+                        content_type="application/json")
 
 
 async def create(call: "Call") -> web.Response:

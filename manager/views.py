@@ -1,12 +1,13 @@
 """What the manager answers from its cache: `docker ps` rows and `docker info`."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
 import socket
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from manager.errors import API_VERSION, ApiError, json_object
 from manager.timefmt import bytes_size, human_duration, parse_time, rfc3339
@@ -49,19 +50,6 @@ def status_text(state: dict, now: float, times: tuple[float | None, float | None
     if started is None:
         return "Created"
     return f"Exited ({state.get('ExitCode', 0)}) {human_duration(now - (finished or now))} ago"
-
-
-def container_summary(engine: "Engine", c: dict, now: float) -> dict:
-    """One `GET /containers/json` entry, named `/node/name` like classic Swarm.
-
-    Everything but the time-dependent Status is built once per change of the container.
-    """
-    cached = engine.summaries.get(c["Id"])
-    if cached is None:
-        cached = engine.summaries[c["Id"]] = (_summary_base(engine, c), state_times(c["State"]))
-    base, times = cached
-    status = status_text(c["State"], now, times) if engine.healthy else "Host Down"
-    return dict(base, Status=status)
 
 
 def _summary_base(engine: "Engine", c: dict) -> dict:
@@ -113,8 +101,12 @@ PS_FILTERS = ("id", "name", "label", "status", "node", "exited", "health", "ance
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
-def list_containers(cluster: "Cluster", query) -> list[dict]:
-    """`GET /containers/json` from the cache: all nodes, filters, order and limits like dockerd."""
+def list_containers(cluster: "Cluster", query) -> bytes:
+    """`GET /containers/json` from the cache: all nodes, filters, order and limits like dockerd.
+
+    The answer is JSON text assembled from per-container pre-encoded rows (30,000 containers
+    would otherwise spend most of the call in the JSON encoder).
+    """
     filters = parse_filters(query.get("filters"))
     for key in filters:
         if key not in PS_FILTERS:
@@ -125,41 +117,65 @@ def list_containers(cluster: "Cluster", query) -> list[dict]:
     limit = int(query.get("limit") or -1) if (query.get("limit") or "-1").lstrip("-").isdigit() else -1
     everything = _truthy(query.get("all")) or limit > 0 or "exited" in filters or any(
         s != "running" for s in filters.get("status", []))
+    checks = _checks(filters)
     rows = [(e, c) for e, c in cluster.containers()
-            if (everything or (c["State"].get("Running") and e.healthy)) and _keep(e, c, filters, cluster)]
+            if (everything or (c["State"].get("Running") and e.healthy))
+            and all(check(e, c) for check in checks)]
     rows.sort(key=lambda ec: ec[1].get("Created", ""), reverse=True)
     rows = _window(rows, filters, cluster)
     if limit > 0:
         rows = rows[:limit]
     now = time.time()
-    return [container_summary(e, c, now) for e, c in rows]
+    return b"[" + b",".join(_summary_json(e, c, now) for e, c in rows) + b"]\n"
 
 
-def _keep(engine: "Engine", c: dict, filters: dict[str, list[str]], cluster: "Cluster") -> bool:
-    labels = c["Config"].get("Labels") or {}
-    name = c["Name"].lstrip("/")
-    state = c["State"]
-    checks = {
-        "id": lambda v: c["Id"].startswith(v),
-        "name": lambda v: bool(re.search(v, name) or re.search(v, f"{engine.name}/{name}")),
-        "label": lambda v: (labels.get(v.partition("=")[0]) == v.partition("=")[2]) if "=" in v
-        else v in labels,
-        "status": lambda v: state.get("Status") == v,
-        "node": lambda v: v in (engine.name, engine.id, engine.addr),
-        "exited": lambda v: not state.get("Running") and str(state.get("ExitCode")) == v,
-        "health": lambda v: ((state.get("Health") or {}).get("Status") or "none") == v,
-        "ancestor": lambda v: c["Config"].get("Image") == v or c.get("Image", "").startswith(v),
-        "network": lambda v: v in ((c.get("NetworkSettings") or {}).get("Networks") or {}),
-        "volume": lambda v: any(v in (m.get("Name"), m.get("Destination")) for m in c.get("Mounts") or []),
-        "is-task": lambda v: ("com.docker.swarm.task" in labels) == _truthy(v),
+def _summary_json(engine: "Engine", c: dict, now: float) -> bytes:
+    """One `GET /containers/json` entry, named `/node/name` like classic Swarm.
+
+    Everything but the time-dependent Status is encoded once per change of the container.
+    """
+    cached = engine.summaries.get(c["Id"])
+    if cached is None:
+        encoded = json.dumps(_summary_base(engine, c), separators=(",", ":")).encode()
+        cached = engine.summaries[c["Id"]] = (encoded[:-1], state_times(c["State"]))
+    head, times = cached
+    status = status_text(c["State"], now, times) if engine.healthy else "Host Down"
+    return head + b',"Status":' + json.dumps(status).encode() + b"}"
+
+
+ContainerCheck = Callable[["Engine", dict], bool]
+
+
+def _checks(filters: dict[str, list[str]]) -> list[ContainerCheck]:
+    """One predicate per filter key: label values must all hold (dockerd's rule), others any."""
+    def labels(c: dict) -> dict:
+        return c["Config"].get("Labels") or {}
+
+    def label_matches(c: dict, v: str) -> bool:
+        key, eq, value = v.partition("=")
+        return labels(c).get(key) == value if eq else key in labels(c)
+
+    one: dict[str, Callable[["Engine", dict, str], bool]] = {
+        "id": lambda e, c, v: c["Id"].startswith(v),
+        "name": lambda e, c, v: bool(re.search(v, c["Name"][1:]) or re.search(v, e.name + c["Name"])),
+        "status": lambda e, c, v: c["State"].get("Status") == v,
+        "node": lambda e, c, v: v in (e.name, e.id, e.addr),
+        "exited": lambda e, c, v: not c["State"].get("Running") and str(c["State"].get("ExitCode")) == v,
+        "health": lambda e, c, v: ((c["State"].get("Health") or {}).get("Status") or "none") == v,
+        "ancestor": lambda e, c, v: c["Config"].get("Image") == v or c.get("Image", "").startswith(v),
+        "network": lambda e, c, v: v in ((c.get("NetworkSettings") or {}).get("Networks") or {}),
+        "volume": lambda e, c, v: any(v in (m.get("Name"), m.get("Destination")) for m in c.get("Mounts") or []),
+        "is-task": lambda e, c, v: ("com.docker.swarm.task" in labels(c)) == _truthy(v),
     }
+    checks: list[ContainerCheck] = []
     for key, values in filters.items():
-        check = checks.get(key)
-        # label filters must all hold (dockerd's rule); other keys need one match
-        combine = all if key == "label" else any
-        if check and values and not combine(check(v) for v in values):
-            return False
-    return True
+        if not values:
+            continue
+        if key == "label":
+            checks.append(lambda e, c, vs=values: all(label_matches(c, v) for v in vs))
+        elif key in one:
+            checks.append(lambda e, c, vs=values, f=one[key]: any(f(e, c, v) for v in vs))
+    return checks
 
 
 def _window(rows: list, filters: dict[str, list[str]], cluster: "Cluster") -> list:

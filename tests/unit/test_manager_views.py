@@ -1,13 +1,15 @@
 """What the manager computes from its cache: names, lookups, ps rows, status texts, sizes."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from manager.cluster import Cluster, image_matches, normalize_ref, tag_event
 from manager.engine import Engine, EngineOptions
 from manager.errors import ApiError
 from manager.timefmt import bytes_size, human_duration, parse_time
-from manager.views import list_containers, status_text
+from manager.views import list_containers as list_json, status_text
 from scheduler import Scheduler
 
 T0 = parse_time("2026-11-27T10:00:00.123456789Z")
@@ -23,6 +25,10 @@ def container(cid: str, name: str, created: str = "2026-11-27T10:00:00Z", runnin
                   "ExitCode": exit_code, "StartedAt": "2026-11-27T10:00:00Z",
                   "FinishedAt": "2026-11-27T10:01:00Z" if not running else "0001-01-01T00:00:00Z"},
     }
+
+
+def list_containers(cluster: Cluster, query: dict) -> list[dict]:
+    return json.loads(list_json(cluster, query))
 
 
 def engine(name: str, addr: str, *containers: dict, state: str = "Healthy") -> Engine:

@@ -6,11 +6,13 @@ import sys
 
 from agent import cli as agent_cli
 from manager import lab, manage_cmd
+from manager.views import VERSION
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; each subcommand registers its own flags."""
     parser = argparse.ArgumentParser(prog="shoal", description="Docker hosts as one Docker endpoint")
+    parser.add_argument("-v", "--version", action="version", version=f"shoal version {VERSION}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     manage_cmd.register(sub)
     agent_cli.register(sub)

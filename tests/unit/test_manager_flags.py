@@ -46,3 +46,9 @@ def test_bad_flags_are_refused_with_classic_messages(argv, message):
     with pytest.raises(UsageError) as err:
         configure(parse(*argv))
     assert str(err.value).startswith(message)
+
+
+def test_version_flag(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == "shoal version 0.1.0\n"

@@ -4,9 +4,6 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
 _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
 
 

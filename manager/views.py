@@ -9,7 +9,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Callable
 
-from manager.errors import API_VERSION, ApiError, json_object
+from manager.errors import API_VERSION, MIN_API_VERSION, ApiError, json_object
 from manager.timefmt import bytes_size, human_duration, parse_time, rfc3339
 
 if TYPE_CHECKING:
@@ -257,13 +257,13 @@ def info(cluster: "Cluster", role_rows: list[list[str]]) -> dict:
 
 
 def version() -> dict:
-    """`GET /version`: the manager itself plus one component per... just the manager."""
+    """`GET /version`: the manager itself, as one component."""
     uname = platform.uname()
     return {
         "Platform": {"Name": "Shoal"},
         "Components": [{"Name": "Shoal", "Version": VERSION,
-                        "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": "1.24"}}],
-        "Version": SERVER_VERSION, "ApiVersion": API_VERSION, "MinAPIVersion": "1.24",
+                        "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION}}],
+        "Version": SERVER_VERSION, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
         "GitCommit": "", "GoVersion": f"python{platform.python_version()}", "Os": "linux",
         "Arch": uname.machine, "KernelVersion": uname.release,
         "BuildTime": "", "Experimental": False,

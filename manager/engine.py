@@ -25,6 +25,9 @@ QUIET_ACTIONS = ("exec_create", "exec_start", "exec_die", "exec_detach", "top", 
                  "detach", "copy", "archive-path", "extract-to-dir", "export", "commit")
 CALL_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
 STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5)
+# Full refreshes at once across all engines: a thousand engines validating together would
+# otherwise send tens of thousands of inspects at the same moment.
+REFRESH_GATE = asyncio.Semaphore(32)
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,10 @@ class Engine:
 
     async def refresh_all(self) -> None:
         """List containers (inspecting new or changed ones) and images."""
+        async with REFRESH_GATE:
+            await self._refresh_all()
+
+    async def _refresh_all(self) -> None:
         listed = await self.get_json("/containers/json", params={"all": "1"})
         seen = {c["Id"]: c for c in listed}
         for cid in list(self.containers):

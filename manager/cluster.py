@@ -17,10 +17,10 @@ import aiohttp
 from manager.engine import HEALTHY, PENDING, Engine, EngineOptions
 from manager.errors import ApiError, not_found
 from scheduler import ContainerInfo, ContainerSpec, Node, Scheduler, SchedulerError, parse_expr
+from scheduler.node import SWARM_ID_LABEL
 
 log = logging.getLogger("shoal.cluster")
 
-SWARM_ID_LABEL = "com.docker.swarm.id"
 EVENT_QUEUE_LIMIT = 10000
 RECENT_EVENTS = 1000  # kept for `docker events --since`
 EXEC_MEMORY = 10000  # exec IDs whose engine is remembered (older ones are found by asking around)
@@ -159,9 +159,7 @@ class Cluster:
             node = engine.node()
             pending = self._pending.get(engine.addr)
             if pending:
-                node = Node(id=node.id, name=node.name, addr=node.addr, labels=node.labels,
-                            health=node.health, cpus=node.cpus, memory=node.memory,
-                            containers=node.containers + tuple(pending), images=node.images)
+                node = dataclasses.replace(node, containers=node.containers + tuple(pending))
             result.append(node)
         return result
 

@@ -13,6 +13,7 @@ import aiohttp
 
 from manager.errors import ApiError
 from manager.snapshot import node_snapshot
+from scheduler.node import SWARM_ID_LABEL
 
 log = logging.getLogger("shoal.engine")
 
@@ -403,7 +404,7 @@ class Engine:
 def _ref_keys(container: dict) -> list[str]:
     """What else a container is looked up by, besides its full ID and its name."""
     keys = [container["Id"][:12]]
-    swarm_id = (container.get("Config", {}).get("Labels") or {}).get("com.docker.swarm.id")
+    swarm_id = (container.get("Config", {}).get("Labels") or {}).get(SWARM_ID_LABEL)
     if swarm_id:
         keys += [swarm_id, swarm_id[:12]]
     return keys

@@ -15,7 +15,7 @@ from typing import Iterable
 import aiohttp
 
 from manager.engine import HEALTHY, PENDING, Engine, EngineOptions
-from manager.errors import ApiError, not_found
+from manager.errors import ApiError, name_conflict, not_found
 from scheduler import ContainerInfo, ContainerSpec, Node, Scheduler, SchedulerError, parse_expr
 from scheduler.node import SWARM_ID_LABEL
 
@@ -193,9 +193,7 @@ class Cluster:
         swarm_id = spec.labels[SWARM_ID_LABEL]
         async with self._placement:
             if name and self.name_taken(name):
-                raise ApiError(409, f"Conflict: The name {name} is already assigned. You have to "
-                                    f"delete (or rename) that container to be able to assign {name}"
-                                    " to a container again.")
+                raise name_conflict(name)
             if not self.validated():
                 raise ApiError(500, "No nodes available in the cluster")
             chosen = self.scheduler.rank(spec, self.nodes())[0]

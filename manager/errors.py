@@ -23,6 +23,12 @@ def not_found(what: str, ref: str) -> ApiError:
     return ApiError(404, f"No such {what}: {ref}")
 
 
+def name_conflict(name: str) -> ApiError:
+    """409 for a container name already used anywhere in the cluster (classic Swarm's words)."""
+    return ApiError(409, f"Conflict: The name {name} is already assigned. You have to delete "
+                         f"(or rename) that container to be able to assign {name} to a container again.")
+
+
 def json_object(raw: str | bytes, what: str) -> dict:
     """Decode JSON that must be an object; otherwise a 400 that starts with `what`."""
     try:

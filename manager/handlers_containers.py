@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Awaitable, Callable
 from urllib.parse import unquote
 
 from aiohttp import web
 
 from manager import broadcast, views
 from manager.engine import Engine
-from manager.errors import ApiError, json_object, json_response
+from manager.errors import ApiError, json_object, json_response, name_conflict
 from manager.fanout import fan_out
 from manager.proxy import hijack, proxy
 
@@ -44,11 +44,24 @@ async def ps(call: "Call") -> web.Response:
                         content_type="application/json")
 
 
+def _valid_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise ApiError(400, f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    return name
+
+
+def refresher(engine: Engine, cid: str) -> Callable[[int], Awaitable[None]]:
+    """An `after` callback for the proxy: re-inspect the container into the cache."""
+    async def refresh(status: int) -> None:
+        await engine.refresh_container(cid)
+    return refresh
+
+
 async def create(call: "Call") -> web.Response:
     """Schedule the container onto a node and create it there."""
     name = call.request.query.get("name") or None
-    if name and not NAME_RE.match(name):
-        raise ApiError(400, f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    if name:
+        _valid_name(name)
     body = await read_json(call.request)
     _, created = await call.cluster.create_container(
         body, name and name.lstrip("/"), call.request.headers.get("X-Registry-Auth"))
@@ -80,27 +93,18 @@ async def inspect(call: "Call") -> web.Response:
 async def act(call: "Call") -> web.StreamResponse:
     """start/stop/kill/restart/pause/unpause/update/wait: proxied, then the cache refreshed."""
     engine, container, path = _target(call)
-
-    async def refresh(status: int) -> None:
-        await engine.refresh_container(container["Id"])
-
-    return await proxy(call.request, engine, path, call.version, after=refresh)
+    return await proxy(call.request, engine, path, call.version,
+                       after=refresher(engine, container["Id"]))
 
 
 async def rename(call: "Call") -> web.StreamResponse:
     """Rename with cluster-wide name uniqueness."""
-    new = call.request.query.get("name", "")
-    if not new or not NAME_RE.match(new):
-        raise ApiError(400, f"Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    new = _valid_name(call.request.query.get("name", ""))
     engine, container, path = _target(call)
     if call.cluster.name_taken(new):
-        raise ApiError(409, f"Conflict: The name {new} is already assigned. You have to delete "
-                            f"(or rename) that container to be able to assign {new} to a container again.")
-
-    async def refresh(status: int) -> None:
-        await engine.refresh_container(container["Id"])
-
-    return await proxy(call.request, engine, path, call.version, after=refresh)
+        raise name_conflict(new)
+    return await proxy(call.request, engine, path, call.version,
+                       after=refresher(engine, container["Id"]))
 
 
 async def remove(call: "Call") -> web.StreamResponse:

@@ -12,7 +12,7 @@ from aiohttp import web
 from manager import broadcast
 from manager.engine import Engine
 from manager.errors import ApiError, json_response
-from manager.handlers_containers import read_json
+from manager.handlers_containers import read_json, refresher
 from manager.proxy import proxy
 
 if TYPE_CHECKING:
@@ -94,12 +94,8 @@ async def attach(call: "Call") -> web.StreamResponse:
     engine, container = call.cluster.find_container(str(body.get("Container", "")))
     _, name = broadcast.node_qualified(call.cluster, call.args["name"])
     body["Container"] = container["Id"]
-
-    async def refresh(status: int) -> None:
-        await engine.refresh_container(container["Id"])
-
     return await proxy(call.request, engine, f"/networks/{name}/{call.args['action']}", call.version,
-                       body=json.dumps(body).encode(), after=refresh)
+                       body=json.dumps(body).encode(), after=refresher(engine, container["Id"]))
 
 
 async def prune(call: "Call") -> web.Response:

@@ -157,7 +157,10 @@ class Cluster:
         result = []
         for engine in self.validated():
             node = engine.node()
-            pending = self._pending.get(engine.addr)
+            # a placement whose container is already in the cache (its create event came first)
+            # must not count twice
+            pending = [p for p in self._pending.get(engine.addr, ())
+                       if p.labels[SWARM_ID_LABEL] not in engine.refs]
             if pending:
                 node = dataclasses.replace(node, containers=node.containers + tuple(pending))
             result.append(node)

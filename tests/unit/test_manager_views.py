@@ -10,7 +10,7 @@ from manager.engine import Engine, EngineOptions
 from manager.errors import ApiError
 from manager.timefmt import bytes_size, human_duration, parse_time
 from manager.views import list_containers as list_json, status_text
-from scheduler import Scheduler
+from scheduler import ContainerSpec, Scheduler
 
 T0 = parse_time("2026-11-27T10:00:00.123456789Z")
 
@@ -155,3 +155,14 @@ def test_cache_indexes_follow_renames_and_removals(cluster):
     with pytest.raises(ApiError):
         cluster.find_container("a" * 12)
     assert node1.counts() == (1, 0, 0, 1) and not cluster.name_taken("web2")
+
+
+def test_a_pending_placement_counts_once_when_its_container_is_already_cached(cluster):
+    node1 = cluster.engines["10.0.0.1:2375"]
+    spec = ContainerSpec.from_create_body({"Image": "busybox", "Labels": {"com.docker.swarm.id": "f" * 64}})
+    cluster._pending[node1.addr] = [spec.as_container("pending:" + "f" * 64)]
+    count = {n.name: len(n.containers) for n in cluster.nodes()}
+    assert count["node1"] == 3  # two cached + the pending one
+    node1._store("9" * 64, dict(container("9" * 64, "new"), Config={
+        "Image": "busybox", "Labels": {"com.docker.swarm.id": "f" * 64}}))
+    assert {n.name: len(n.containers) for n in cluster.nodes()}["node1"] == 3  # not 4

@@ -166,6 +166,11 @@ class Cluster:
             result.append(node)
         return result
 
+    def best_engine(self, spec: ContainerSpec) -> Engine:
+        """The engine the scheduler ranks first for `spec`; NoFit when none can take it."""
+        by_id = {e.id: e for e in self.validated()}
+        return by_id[self.scheduler.rank(spec, self.nodes())[0].id]
+
     async def create_container(self, body: dict, name: str | None,
                                auth: str | None) -> tuple[Engine, dict]:
         """Schedule and create a container; returns its engine and the engine's 201 body.
@@ -197,10 +202,7 @@ class Cluster:
         async with self._placement:
             if name and self.name_taken(name):
                 raise name_conflict(name)
-            if not self.validated():
-                raise ApiError(500, "No nodes available in the cluster")
-            chosen = self.scheduler.rank(spec, self.nodes())[0]
-            engine = next(e for e in self.validated() if e.id == chosen.id)
+            engine = self.best_engine(spec)
             placeholder = spec.as_container("pending:" + swarm_id)
             self._pending.setdefault(engine.addr, []).append(placeholder)
             if name:

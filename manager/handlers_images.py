@@ -98,8 +98,7 @@ async def build(call: "Call") -> web.StreamResponse:
     rules = [f"{k}={v}" for k, v in args.items() if k.startswith(RULE_PREFIXES)]
     query["buildargs"] = json.dumps({k: v for k, v in args.items() if not k.startswith(RULE_PREFIXES)})
     spec = ContainerSpec.from_create_body({"Env": rules})
-    nodes = call.cluster.scheduler.rank(spec, call.cluster.nodes())
-    engine = next(e for e in call.cluster.validated() if e.id == nodes[0].id)
+    engine = call.cluster.best_engine(spec)
 
     async def refresh(status: int) -> None:
         await engine.refresh_images()

@@ -3,6 +3,7 @@
 FROM python:3.11-slim
 WORKDIR /opt/shoal
 COPY pyproject.toml README.md ./
+COPY shoal shoal
 COPY manager manager
 COPY agent agent
 COPY scheduler scheduler

@@ -10,12 +10,9 @@ import sys
 import uuid
 
 from agent.join import run_join
-from discovery import Discovery, DiscoveryError, from_url, parse_duration
+from discovery import Discovery, DiscoveryError, from_url
 from discovery.addresses import is_host_port
-
-
-class UsageError(Exception):
-    """A bad flag or argument; the message is what the user sees."""
+from shoal.flags import UsageError, duration, key_values
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,7 +64,7 @@ def join_cmd(args: argparse.Namespace) -> int:
             raise UsageError("--heartbeat should be at least one second")
         if ttl <= heartbeat:
             raise UsageError("--ttl must be strictly superior to the heartbeat value")
-        discovery = from_url(args.discovery, _options(args), heartbeat)
+        discovery = from_url(args.discovery, key_values(args.discovery_opt, "--discovery-opt"), heartbeat)
         _log_to_stderr(logging.INFO)
         asyncio.run(run_join(discovery, args.advertise, args.engine or args.advertise, heartbeat, ttl, delay))
     except (UsageError, DiscoveryError) as err:
@@ -82,7 +79,7 @@ def list_cmd(args: argparse.Namespace) -> int:
         timeout = _duration(args, "timeout")
         if timeout <= 0:
             raise UsageError("--timeout should be a positive number")
-        discovery = from_url(args.discovery, _options(args))
+        discovery = from_url(args.discovery, key_values(args.discovery_opt, "--discovery-opt"))
         _log_to_stderr(logging.WARNING)
         addrs = asyncio.run(_first_members(discovery, timeout))
     except (UsageError, DiscoveryError) as err:
@@ -117,26 +114,12 @@ def _fail(command: str, error: Exception | str) -> int:
 
 
 def _duration(args: argparse.Namespace, flag: str) -> float:
-    try:
-        return parse_duration(getattr(args, flag))
-    except ValueError as err:
-        raise UsageError(f"invalid --{flag}: {err}") from None
+    return duration(getattr(args, flag), f"--{flag}")
 
 
 def _require_discovery(args: argparse.Namespace, command: str) -> None:
     if not args.discovery:
         raise UsageError(f"discovery required to {command} a cluster. See 'shoal {command} --help'.")
-
-
-def _options(args: argparse.Namespace) -> dict[str, str]:
-    """`--discovery-opt key=value` flags as a dict."""
-    options: dict[str, str] = {}
-    for option in args.discovery_opt:
-        key, sep, value = option.partition("=")
-        if not sep or not key:
-            raise UsageError(f"invalid --discovery-opt {option!r}: expected key=value")
-        options[key] = value
-    return options
 
 
 def _log_to_stderr(level: int) -> None:

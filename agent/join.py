@@ -9,7 +9,7 @@ import signal
 
 from agent.engine import EngineProbe
 from discovery import Discovery
-from discovery.durations import format_duration
+from shoal.durations import format_duration
 
 log = logging.getLogger(__name__)
 

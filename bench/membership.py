@@ -18,10 +18,12 @@ import time
 from pathlib import Path
 
 import aiohttp
+from etcd3aio import Etcd3Client
 
 from discovery.etcd_store import EtcdStore
-from tests.e2e.manager_fixture import start_manager
-from tests.etcd_fixture import EtcdServer
+from lab.daemons import answers, start_manager
+from lab.etcd import EtcdServer
+from lab.procs import free_port, stop, wait_until
 
 PREFIX = "bench"
 KEYS = f"/{PREFIX}/docker/swarm/nodes/"
@@ -45,29 +47,31 @@ async def until_count(session, url: str, count: int, began: float, timeout: floa
     raise RuntimeError(f"manager never showed {count} nodes")
 
 
-async def run(endpoint: str, nodes: int, samples: int, log_dir) -> tuple[float, list[float]]:
-    async with EtcdStore([endpoint]) as store:
+async def run(endpoint: str, nodes: int, samples: int, log_dir: Path) -> tuple[float, list[float]]:
+    async with EtcdStore([endpoint]) as store, Etcd3Client([endpoint]) as client:
         lease = await store.grant(600)
         for i in range(nodes):
             await store.put(KEYS + address(i), address(i), lease)
         began = time.monotonic()
-        manager = await asyncio.to_thread(start_manager, f"etcd://{endpoint}/{PREFIX}", healthy=0,
-                                          log_dir=log_dir)
+        listen = f"127.0.0.1:{free_port()}"
+        manager = start_manager(listen, f"etcd://{endpoint}/{PREFIX}", [], log_dir / "manager.log")
+        url = f"http://{listen}"
         try:
+            await asyncio.to_thread(wait_until, lambda: answers(listen), 30, "manager", manager)
             async with aiohttp.ClientSession() as session:
-                all_seen = await until_count(session, manager.url, nodes, began)
+                all_seen = await until_count(session, url, nodes, began)
                 print(f"all {nodes} seen after {all_seen:.2f}s (manager start included)", flush=True)
                 changes = []
                 for i in range(samples):
                     extra = address(nodes + i)
                     began = time.monotonic()
                     await store.put(KEYS + extra, extra, lease)
-                    changes.append(await until_count(session, manager.url, nodes + 1, began))
+                    changes.append(await until_count(session, url, nodes + 1, began))
                     began = time.monotonic()
-                    await store.client.kv.delete(KEYS + extra, timeout=5)
-                    changes.append(await until_count(session, manager.url, nodes, began))
+                    await client.kv.delete(KEYS + extra, timeout=5)
+                    changes.append(await until_count(session, url, nodes, began))
         finally:
-            manager.stop()
+            stop([manager])
     return all_seen, changes
 
 

@@ -21,7 +21,8 @@ import time
 from etcd3aio import Etcd3Client
 
 from discovery import from_url
-from tests.etcd_fixture import EtcdServer, MembershipWatcher
+from discovery.watcher import MembershipWatcher
+from lab.etcd import EtcdServer
 
 RENEWALS = "etcd_debugging_lease_renewed_total"
 

@@ -15,8 +15,9 @@ import time
 
 import aiohttp
 
-from manager import lab
-from tests.e2e.manager_fixture import free_port
+from lab.lifecycle import down, up
+from lab.procs import free_port
+from lab.state import LabSpec
 
 PREFIX = "/v1.41"
 CONTAINERS_PER_NODE = 10
@@ -90,13 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-runs", type=int, default=30)
     args = parser.parse_args(argv)
     port = free_port()
-    spec = lab.LabSpec(name="bench", nodes=3, subnet="10.213.60.0/24", manager_port=port)
-    lab.down(spec.name, spec.root)
+    spec = LabSpec(name="bench", nodes=3, subnet="10.213.60.0/24", manager_port=port)
+    down(spec.name, spec.root)
     try:
-        state = lab.up(spec)
+        state = up(spec)
         r = asyncio.run(measure(f"http://127.0.0.1:{port}", state.engines[0], args.runs, args.run_runs))
     finally:
-        lab.down(spec.name, spec.root)
+        down(spec.name, spec.root)
     print(f"ps_ratio={r['ps_ms'] / r['ps_direct_ms']:.2f} "
           f"inspect_ratio={r['inspect_ms'] / r['inspect_direct_ms']:.2f} "
           f"info_ms={r['info_ms']:.2f} run_ratio={r['run_ms'] / r['run_direct_ms']:.2f}")

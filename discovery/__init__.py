@@ -1,6 +1,5 @@
 """Cluster membership: which engine addresses are in the cluster, picked by URL scheme."""
 from discovery.base import Discovery, DiscoveryError, HealthCheck
-from discovery.durations import parse_duration
 from discovery.urls import from_url
 
-__all__ = ["Discovery", "DiscoveryError", "HealthCheck", "from_url", "parse_duration"]
+__all__ = ["Discovery", "DiscoveryError", "HealthCheck", "from_url"]

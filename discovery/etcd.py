@@ -9,7 +9,7 @@ from typing import AsyncIterator
 
 from discovery.backoff import Backoff
 from discovery.base import HealthCheck
-from discovery.durations import format_duration
+from shoal.durations import format_duration
 from discovery.etcd_store import EtcdStore, StoreError, TlsFiles, WatchCanceled
 
 log = logging.getLogger(__name__)

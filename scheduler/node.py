@@ -28,7 +28,6 @@ class ContainerInfo:
     names: tuple[str, ...] = ()  # without the leading '/'
     image: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
-    state: str = "running"
     port_bindings: tuple[PortBinding, ...] = ()
     network_mode: str = "default"
     exposed_ports: tuple[str, ...] = ()  # "80/tcp", used for --net=host

@@ -35,7 +35,6 @@ class ContainerSpec:
     env: tuple[str, ...] = ()
     constraints: tuple[Expr, ...] = ()
     affinities: tuple[Expr, ...] = ()
-    reschedule_policies: tuple[str, ...] = ()
     cpus: float = 0.0
     memory: int = 0
     port_bindings: tuple[PortBinding, ...] = ()
@@ -82,7 +81,6 @@ class ContainerSpec:
             env=tuple(env),
             constraints=tuple(parse_expr(r, "constraint") for r in rules["constraint"]),
             affinities=tuple(parse_expr(r, "affinity") for r in rules["affinity"]),
-            reschedule_policies=tuple(policies),
             cpus=nano_cpus / 1e9 if nano_cpus else resource("CpuShares") / 1024,
             memory=int(resource("MemoryReservation") or resource("Memory")),
             port_bindings=tuple(
@@ -119,7 +117,7 @@ class ContainerSpec:
         """This container as a pending placement, holding its name, ports and reservations."""
         return ContainerInfo(
             id=id, names=(self.name,) if self.name else (), image=self.image, labels=self.labels,
-            state="created", port_bindings=self.port_bindings, network_mode=self.network_mode,
+            port_bindings=self.port_bindings, network_mode=self.network_mode,
             exposed_ports=self.exposed_ports, cpus=self.cpus, memory=self.memory)
 
 

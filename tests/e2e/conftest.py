@@ -12,9 +12,10 @@ from typing import Iterator
 
 import pytest
 
-from manager import lab as shoal_lab
+from lab.lifecycle import down, up
+from lab.state import LabSpec, LabState
 
-E2E_SPEC = shoal_lab.LabSpec(name=os.environ.get("SHOAL_E2E_LAB", "e2e"), nodes=3,
+E2E_SPEC = LabSpec(name=os.environ.get("SHOAL_E2E_LAB", "e2e"), nodes=3,
                              subnet=os.environ.get("SHOAL_E2E_SUBNET", "10.213.50.0/24"),
                              labels={"node1": {"size": "small"}, "node3": {"size": "xxl"}},
                              registry=True, etcd=True)
@@ -45,7 +46,7 @@ def missing_prerequisite() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def lab() -> Iterator[shoal_lab.LabState]:
+def lab() -> Iterator[LabState]:
     """The session's lab: `.engines` ["ip:2375", ...], `.names` ["node1", ...], `.registry`
     "ip:5000", `.etcd` "127.0.0.1:port", `.bridge_ip`, `.nodes` (labels, dirs, pids).
     Always torn down, also when `up` or the tests fail."""
@@ -53,13 +54,13 @@ def lab() -> Iterator[shoal_lab.LabState]:
         if os.environ.get("CI"):  # in CI a missing piece is a failure, never a silent skip
             pytest.fail(f"the lab cannot run: {reason}")
         pytest.skip(reason)
-    shoal_lab.down(E2E_SPEC.name, E2E_SPEC.root)  # leftovers of an interrupted session
+    down(E2E_SPEC.name, E2E_SPEC.root)  # leftovers of an interrupted session
     began = time.monotonic()
     try:
-        state = shoal_lab.up(E2E_SPEC)
+        state = up(E2E_SPEC)
         TIMINGS[f"up ({E2E_SPEC.nodes} nodes, registry, etcd)"] = time.monotonic() - began
         yield state
     finally:
         began = time.monotonic()
-        shoal_lab.down(E2E_SPEC.name, E2E_SPEC.root)
+        down(E2E_SPEC.name, E2E_SPEC.root)
         TIMINGS[f"down ({E2E_SPEC.nodes} nodes)"] = time.monotonic() - began

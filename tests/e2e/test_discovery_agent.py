@@ -15,7 +15,9 @@ import pytest_asyncio
 from aiohttp import web
 
 from discovery import from_url
-from tests.etcd_fixture import EtcdServer, MembershipWatcher, etcd, free_port  # noqa: F401 (fixture)
+from discovery.watcher import MembershipWatcher
+from lab.etcd import EtcdServer
+from lab.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TTL, HEARTBEAT = 3, 1

@@ -11,7 +11,10 @@ import pytest
 from etcd3aio import Etcd3Client
 
 from discovery import HealthCheck, from_url
-from tests.etcd_fixture import EtcdServer, MembershipWatcher, etcd, free_port, make_tls  # noqa: F401 (fixture)
+from discovery.watcher import MembershipWatcher
+from lab.etcd import EtcdServer
+from lab.procs import free_port
+from lab.tls import make_tls
 
 TTL, HEARTBEAT = 3.0, 1.0
 
@@ -166,7 +169,7 @@ async def test_register_retries_until_etcd_is_reachable() -> None:
 
 async def test_store_tls_with_discovery_opts(tmp_path: Path) -> None:
     tls = make_tls(str(tmp_path))
-    with EtcdServer(tls) as server:
+    with EtcdServer(tls=tls) as server:
         url = f"etcd://{server.endpoint}/tls"
         options = {"kv.cacertfile": tls.ca, "kv.certfile": tls.cert, "kv.keyfile": tls.key}
         async with registered(url, "10.8.0.1:2375", options=options), \

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.manager_fixture import Manager, start_manager
+from tests.support.manager import Manager, start_manager
 
 
 @pytest.fixture(scope="module")

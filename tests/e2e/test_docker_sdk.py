@@ -4,7 +4,7 @@ from __future__ import annotations
 import docker
 import pytest
 
-from tests.e2e.manager_fixture import Manager, start_manager
+from tests.support.manager import Manager, start_manager
 
 
 @pytest.fixture(scope="module")

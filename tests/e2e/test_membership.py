@@ -7,16 +7,15 @@ import secrets
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from manager.lab_engine import answers, start_dockerd
-from manager.lab_sys import spawn, stop
-from tests.e2e.manager_fixture import REPO, Manager, start_manager
+from lab.daemons import REPO, answers, shoal_command, start_agent, start_dockerd
+from lab.procs import Proc, spawn, stop, wait_until
+from tests.support.manager import Manager, start_manager
 
 TTL, HEARTBEAT = 3.0, 1.0
 
@@ -26,24 +25,21 @@ class Agents:
 
     def __init__(self, lab, discovery: str, log_dir: Path) -> None:
         self.lab, self.discovery, self.log_dir = lab, discovery, log_dir
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.procs: dict[str, Proc] = {}
 
     def start(self, name: str) -> None:
         engine = self.lab.engines[self.lab.names.index(name)]
-        log = open(self.log_dir / f"agent-{name}.log", "a")
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "manager.cli", "join", "--advertise", engine,
-             "--heartbeat", f"{HEARTBEAT:g}s", "--ttl", f"{TTL:g}s", self.discovery],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        self.procs[name] = start_agent(engine, self.discovery, self.log_dir / f"agent-{name}.log",
+                                       heartbeat=f"{HEARTBEAT:g}s", ttl=f"{TTL:g}s")
 
     def signal(self, name: str, sig: int) -> None:
         proc = self.procs.pop(name)
-        proc.send_signal(sig)
-        proc.wait(10)
+        proc.signal(sig)
+        wait_until(lambda: not proc.alive(), 10, f"agent {name} to exit")
 
     def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.signal(name, signal.SIGTERM)
+        stop(self.procs.values())
+        self.procs.clear()
 
 
 def healthy_nodes(mgr: Manager) -> dict[str, str]:
@@ -88,7 +84,7 @@ def test_agents_started_before_and_after_the_manager_are_found(cluster, lab):
     agents.start("node3")
     wait_for(lambda: healthy_nodes(mgr) == dict.fromkeys(lab.names, "Healthy"), 10, "3 healthy nodes")
     assert " Nodes: 3" in mgr.docker("info").stdout
-    listed = subprocess.run([sys.executable, "-m", "manager.cli", "list", discovery], cwd=REPO,
+    listed = subprocess.run(shoal_command("list", discovery), cwd=REPO,
                             capture_output=True, text=True, timeout=30, check=True).stdout
     assert sorted(listed.split()) == sorted(lab.engines)
 

@@ -1,0 +1,79 @@
+"""`shoal lab up | down | status`: the lab from the command line."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lab.lifecycle import down, status, up
+from lab.procs import LabError, progress
+from lab.state import DEFAULT_ROOT, LabSpec, load
+
+
+def _node_label(text: str) -> tuple[str, str, str]:
+    """Parse `--label nodeK:key=value`."""
+    node, sep, pair = text.partition(":")
+    key, eq, value = pair.partition("=")
+    if not (sep and eq and node and key):
+        raise argparse.ArgumentTypeError(f"expected nodeK:key=value, got {text!r}")
+    return node, key, value
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    """`lab up`: build the lab and print how to reach it."""
+    labels: dict[str, dict[str, str]] = {}
+    for node, key, value in args.label:
+        labels.setdefault(node, {})[key] = value
+    spec = LabSpec(name=args.name, nodes=args.nodes, subnet=args.subnet, labels=labels,
+                   registry=args.registry, etcd=args.etcd, manager_port=args.manager, root=args.dir)
+    try:
+        state = up(spec)
+    except LabError as err:
+        progress("failed", lab=args.name, error=err)
+        if load(args.name, args.dir):
+            progress("hint", cleanup=f"shoal lab down --name {args.name} --dir {args.dir}")
+        return 1
+    for node in state.nodes:
+        print(f"{node.name}\ttcp://{node.engine}")
+    for what, addr in (("registry", state.registry), ("etcd", state.etcd)):
+        if addr:
+            print(f"{what}\t{addr}")
+    if state.manager:
+        print(f"export DOCKER_HOST=tcp://{state.manager}")
+    return 0
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    """`lab down`: tear the lab down."""
+    down(args.name, args.dir)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    """`lab status`: one line per component; exit 1 unless all answer."""
+    rows = status(args.name, args.dir)
+    if rows is None:
+        print(f"lab {args.name}: not up")
+        return 1
+    for what, addr, ok in rows:
+        print(f"{what}\t{addr}\t{'up' if ok else 'DOWN'}")
+    return 0 if all(ok for _, _, ok in rows) else 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `lab up | down | status` to the shoal command line."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--name", default="shoal", help="lab name (default: shoal)")
+    common.add_argument("--dir", type=Path, default=DEFAULT_ROOT, help=f"state root (default: {DEFAULT_ROOT})")
+    lab = sub.add_parser("lab", help="a local lab of real Docker hosts (needs root)")
+    actions = lab.add_subparsers(dest="lab_command", required=True, metavar="ACTION")
+    up_p = actions.add_parser("up", parents=[common], help="start N Docker hosts")
+    up_p.add_argument("--nodes", type=int, default=3, help="number of Docker hosts (default: 3)")
+    up_p.add_argument("--label", type=_node_label, action="append", default=[], metavar="NODE:KEY=VALUE",
+                      help="an engine label, e.g. node3:size=xxl (repeatable)")
+    up_p.add_argument("--subnet", default="10.213.0.0/24", help="lab subnet: bridge .1, nodes .11+")
+    up_p.add_argument("--registry", action="store_true", help="a registry on <bridge>:5000")
+    up_p.add_argument("--etcd", action="store_true", help="an etcd on 127.0.0.1")
+    up_p.add_argument("--manager", type=int, metavar="PORT", help="also start a manager on this port")
+    up_p.set_defaults(func=_cmd_up)
+    actions.add_parser("down", parents=[common], help="remove the lab").set_defaults(func=_cmd_down)
+    actions.add_parser("status", parents=[common], help="show the lab").set_defaults(func=_cmd_status)

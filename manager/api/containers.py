@@ -1,0 +1,126 @@
+"""Container and exec routes: thin handlers over the cluster, the proxy and the hijack."""
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from manager.api import render
+from manager.api.call import Call, forget_container, refresh_all, refresh_container
+from manager.api.fanout import fan_out, prune as prune_everywhere
+from manager.api.jsonio import json_response, read_json
+from manager.api.proxy import hijack, proxy
+from manager.cluster.engine import Engine
+from manager.cluster.names import check_name
+from manager.errors import ApiError, engine_error, name_conflict
+
+
+def _target(call: Call, healthy_only: bool = True) -> tuple[Engine, dict, str]:
+    """(engine, cached container, path with the reference replaced by the full ID)."""
+    ref = call.args["ref"]
+    engine, container = call.cluster.find_container(unquote(ref), healthy_only)
+    path = call.path.replace(f"/containers/{ref}", f"/containers/{container['Id']}", 1)
+    return engine, container, path
+
+
+def _is_upgrade(request: web.Request) -> bool:
+    return "upgrade" in request.headers.get("Connection", "").lower() and bool(
+        request.headers.get("Upgrade"))
+
+
+async def ps(call: Call) -> web.Response:
+    return web.Response(body=render.list_containers(call.cluster, call.request.query),
+                        content_type="application/json")
+
+
+async def create(call: Call) -> web.Response:
+    """Schedule the container onto a node and create it there."""
+    name = call.request.query.get("name") or None
+    if name:
+        name = check_name(name)
+    body = await read_json(call.request)
+    _, created = await call.cluster.create_container(body, name, call.request.headers.get("X-Registry-Auth"))
+    return json_response(created, 201)
+
+
+async def inspect(call: Call) -> web.Response:
+    """Inspect from the event-fed cache, plus `Node`; ports shown at the node's address."""
+    engine, container, _ = _target(call, healthy_only=False)
+    return web.Response(body=render.inspect_json(engine, container["Id"]), content_type="application/json")
+
+
+async def act(call: Call) -> web.StreamResponse:
+    """start/stop/kill/restart/pause/unpause/update/wait: proxied, then the cache refreshed."""
+    engine, container, path = _target(call)
+    return await proxy(call.request, engine, path, call.version, after=refresh_container(container["Id"]))
+
+
+async def rename(call: Call) -> web.StreamResponse:
+    """Rename with cluster-wide name uniqueness."""
+    new = check_name(call.request.query.get("name", ""))
+    engine, container, path = _target(call)
+    if call.cluster.name_taken(new):
+        raise name_conflict(new)
+    return await proxy(call.request, engine, path, call.version, after=refresh_container(container["Id"]))
+
+
+async def remove(call: Call) -> web.StreamResponse:
+    engine, container, path = _target(call)
+    return await proxy(call.request, engine, path, call.version, after=forget_container(container["Id"]))
+
+
+async def attach(call: Call) -> web.StreamResponse:
+    engine, _, path = _target(call)
+    if _is_upgrade(call.request):
+        return await hijack(call.request, engine, path, call.version)
+    return await proxy(call.request, engine, path, call.version)
+
+
+async def forward(call: Call) -> web.StreamResponse:
+    """logs, top, stats, changes, export, resize, archive: straight to the owning engine."""
+    engine, _, path = _target(call)
+    return await proxy(call.request, engine, path, call.version)
+
+
+async def prune(call: Call) -> web.Response:
+    """`docker container prune` on every healthy node; results merged."""
+    return json_response(await prune_everywhere(call, "ContainersDeleted", after=refresh_all))
+
+
+# ---- exec ----------------------------------------------------------------------------------------
+async def exec_create(call: Call) -> web.Response:
+    engine, container, path = _target(call)
+    status, body = await engine.call("POST", path, body=await read_json(call.request))
+    if status != 201:
+        raise engine_error(status, body)
+    call.cluster.remember_exec(body["Id"], engine)
+    return json_response(body, 201)
+
+
+async def _exec_engine(call: Call) -> Engine:
+    """The engine that owns an exec instance (asked around if the manager restarted since)."""
+    exec_id = call.args["exec"]
+    engine = call.cluster.exec_engine(exec_id)
+    if engine is None:
+        async def probe(e: Engine) -> bool:
+            status, _ = await e.call("GET", f"/exec/{exec_id}/json")
+            return status == 200
+
+        owners = [e for e, ok in await fan_out(call.cluster.healthy(), probe) if ok is True]
+        if not owners:
+            raise ApiError(404, f"No such exec instance: {exec_id}")
+        engine = owners[0]
+        call.cluster.remember_exec(exec_id, engine)
+    return engine
+
+
+async def exec_start(call: Call) -> web.StreamResponse:
+    engine = await _exec_engine(call)
+    if _is_upgrade(call.request):
+        return await hijack(call.request, engine, call.path, call.version)
+    return await proxy(call.request, engine, call.path, call.version)
+
+
+async def exec_forward(call: Call) -> web.StreamResponse:
+    engine = await _exec_engine(call)
+    return await proxy(call.request, engine, call.path, call.version)

@@ -1,0 +1,102 @@
+"""The one fan-out: a call on many engines at once, as results or as a merged stream; and the client's
+request sent to several engines with their answers merged (broadcast)."""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import AsyncIterator, Awaitable, Callable, Sequence, TypeVar
+
+from manager.api.call import After, Call
+from manager.cluster.engine import Engine
+from manager.errors import ApiError, as_api_error, engine_error
+
+T = TypeVar("T")
+_DONE = object()
+
+
+async def fan_out(engines: Sequence[Engine],
+                  call: Callable[[Engine], Awaitable[T]]) -> list[tuple[Engine, T | Exception]]:
+    """`call(engine)` on every engine concurrently; each result or exception, in engine order."""
+    results = await asyncio.gather(*(call(e) for e in engines), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, Exception):
+            raise result
+    return list(zip(engines, results))
+
+
+async def fan_out_stream(engines: Sequence[Engine],
+                         stream: Callable[[Engine], AsyncIterator[T]]
+                         ) -> AsyncIterator[tuple[Engine, T | Exception]]:
+    """Merge `stream(engine)` of every engine: items as they come; a failure arrives as its exception."""
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def pump(engine: Engine) -> None:
+        try:
+            async for item in stream(engine):
+                await queue.put((engine, item))
+        except Exception as exc:  # reported to the consumer, never lost
+            await queue.put((engine, exc))
+        finally:
+            await queue.put((engine, _DONE))
+
+    tasks = [asyncio.create_task(pump(e)) for e in engines]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            engine, item = await queue.get()
+            if item is _DONE:
+                remaining -= 1
+            else:
+                yield engine, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def send_each(call: Call, engines: Sequence[Engine], *, method: str | None = None,
+                    path: str | None = None, body: bytes | None = None,
+                    after: After | None = None) -> list[tuple[Engine, object]]:
+    """The client's request (query; method, path, body as given or the client's) on every engine at once.
+
+    Each result is the engine's decoded JSON answer, or an ApiError with its status and message.
+    `after(engine, status)` runs on each engine that succeeded (a cache refresh).
+    """
+    query = call.request.rel_url.raw_query_string
+    headers = {"Content-Type": "application/json"} if body is not None else None
+
+    async def one(engine: Engine) -> object:
+        resp = await engine.open(method or call.request.method, path or call.path, query=query, data=body,
+                                 headers=headers, client_version=call.version)
+        async with resp:
+            raw = await resp.read()
+        try:
+            decoded = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            decoded = {"message": raw.decode(errors="replace").strip()}
+        if resp.status >= 300:
+            raise engine_error(resp.status, decoded or {})
+        if after is not None:
+            await after(engine, resp.status)
+        return decoded
+
+    return await fan_out(engines, one)
+
+
+def successes(results: list[tuple[Engine, object]]) -> list:
+    """The answers; if all failed, the first error; if some failed, a 500 naming each node."""
+    failed = [(e, r) for e, r in results if isinstance(r, Exception)]
+    if failed and len(failed) == len(results):
+        raise as_api_error(failed[0][1])
+    if failed:
+        raise ApiError(500, "\n".join(f"{e.name}: {as_api_error(r).message}" for e, r in failed))
+    return [r for _, r in results]
+
+
+async def prune(call: Call, deleted_key: str, after: After | None = None) -> dict:
+    """`docker * prune` on every healthy node: the deleted lists joined, space reclaimed summed."""
+    deleted, reclaimed = [], 0
+    for body in successes(await send_each(call, call.cluster.healthy(), after=after)):
+        deleted += (body or {}).get(deleted_key) or []
+        reclaimed += (body or {}).get("SpaceReclaimed") or 0
+    return {deleted_key: deleted or None, "SpaceReclaimed": reclaimed}

@@ -1,0 +1,146 @@
+"""Image routes: aggregated list, pull on every node, tag/remove wherever the image is, build on one."""
+from __future__ import annotations
+
+import json
+from typing import AsyncIterator
+from urllib.parse import unquote, urlencode
+
+from aiohttp import web
+
+from manager.api.call import Call, refresh_images
+from manager.api.fanout import fan_out_stream, prune as prune_everywhere, send_each, successes
+from manager.api.jsonio import encode, json_object, json_response, parse_filters
+from manager.api.proxy import proxy
+from manager.cluster import images as cluster_images
+from manager.cluster.engine import Engine
+from manager.errors import ApiError, as_api_error, not_found
+from scheduler import ContainerSpec
+
+RULE_PREFIXES = ("constraint:", "affinity:")
+
+
+def _line(obj: dict) -> bytes:
+    return encode(obj) + b"\r\n"
+
+
+async def images(call: Call) -> web.Response:
+    """All nodes' images grouped by ID (tags unioned), newest first; `node` filter too."""
+    filters = parse_filters(call.request.query.get("filters"))
+    nodes = filters.pop("node", None)
+    merged: dict[str, dict] = {}
+    for engine in call.cluster.validated():
+        if nodes and not {engine.name, engine.id, engine.addr} & set(nodes):
+            continue
+        for image in engine.images:
+            if not _image_kept(image, filters):
+                continue
+            entry = merged.setdefault(image["Id"], dict(image, RepoTags=[], RepoDigests=[]))
+            for key in ("RepoTags", "RepoDigests"):
+                entry[key] += [t for t in image.get(key) or [] if t not in entry[key]]
+    result = sorted(merged.values(), key=lambda i: i.get("Created", 0), reverse=True)
+    return json_response(result)
+
+
+def _image_kept(image: dict, filters: dict[str, list[str]]) -> bool:
+    tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
+    labels = image.get("Labels") or {}
+    for value in filters.get("dangling", []):
+        if (value.lower() == "true") == bool(tags):
+            return False
+    for value in filters.get("label", []):
+        key, _, wanted = value.partition("=")
+        if key not in labels or (wanted and labels[key] != wanted):
+            return False
+    references = filters.get("reference", [])
+    if references and not any(cluster_images.tag_matches_reference(t, r) for t in tags for r in references):
+        return False
+    return True
+
+
+def _holders(call: Call) -> list[Engine]:
+    """The validated engines that have the image, healthy ones first; 404 when none has it."""
+    ref = unquote(call.args["image"])
+    engines = call.cluster.engines_with_image(ref)
+    if not engines:
+        raise not_found("image", ref)
+    return sorted(engines, key=lambda e: not e.healthy)
+
+
+async def forward(call: Call) -> web.StreamResponse:
+    """inspect, history, save, push: from the first (healthy) node that has the image."""
+    return await proxy(call.request, _holders(call)[0], call.path, call.version)
+
+
+async def tag(call: Call) -> web.Response:
+    """Tag on every node that has the image."""
+    successes(await send_each(call, _holders(call), after=refresh_images))
+    return web.Response(status=201)
+
+
+async def remove(call: Call) -> web.Response:
+    """`docker rmi` on every node that has the image."""
+    items: list = []
+    for body in successes(await send_each(call, _holders(call), after=refresh_images)):
+        items += [i for i in body or [] if i not in items]
+    return json_response(items)
+
+
+async def build(call: Call) -> web.StreamResponse:
+    """`docker build` on one node picked by the scheduler; `--build-arg constraint:k==v` and
+    `affinity:` build args steer it (and are not passed to the build)."""
+    query = dict(call.request.query)
+    args = json_object(query.get("buildargs") or "{}", "invalid buildargs")
+    rules = [f"{k}={v}" for k, v in args.items() if k.startswith(RULE_PREFIXES)]
+    query["buildargs"] = json.dumps({k: v for k, v in args.items() if not k.startswith(RULE_PREFIXES)})
+    engine = call.cluster.best_engine(ContainerSpec.from_create_body({"Env": rules}))
+    return await proxy(call.request, engine, call.path, call.version, query=urlencode(query),
+                       after=refresh_images)
+
+
+async def prune(call: Call) -> web.Response:
+    return json_response(await prune_everywhere(call, "ImagesDeleted", after=refresh_images))
+
+
+async def pull(call: Call) -> web.StreamResponse:
+    """`docker pull`: pull on every validated node at once, progress lines tagged per node."""
+    query = call.request.query
+    if query.get("fromSrc"):
+        raise ApiError(501, "Shoal does not implement docker import yet")
+    ref = query.get("fromImage", "")
+    if not ref:
+        raise ApiError(400, "fromImage is required")
+    ref += f":{query['tag']}" if query.get("tag") and ":" not in ref.rsplit("/", 1)[-1] else ""
+    engines = call.cluster.validated()
+    if not engines:
+        raise ApiError(500, "No nodes available in the cluster")
+    headers = {k: v for k, v in call.request.headers.items() if k.lower() == "x-registry-auth"}
+    raw_query = call.request.rel_url.raw_query_string
+
+    async def stream(engine: Engine) -> AsyncIterator[dict]:
+        started = False  # the first message says the engine accepted the pull
+        async for message in cluster_images.pull(engine, raw_query, headers):
+            if not started:
+                started = True
+                yield {"status": f"Pulling {ref}..."}
+            if message.get("status"):
+                layer = f" {message['id']}" if message.get("id") else ""
+                yield {"status": f"Pulling {ref}... : {message['status']}{layer}"}
+        yield {"status": f"Pulling {ref}... : downloaded"}
+
+    resp: web.StreamResponse | None = None
+    failures: list[tuple[Engine, Exception]] = []
+    async for engine, item in fan_out_stream(engines, stream):
+        if isinstance(item, Exception):
+            failures.append((engine, item))
+            continue
+        if resp is None:
+            resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await resp.prepare(call.request)
+        await resp.write(_line({**item, "id": engine.name}))
+    if resp is None:  # nothing pulled anywhere: answer like dockerd would
+        raise as_api_error(failures[0][1])
+    if failures:
+        text = "; ".join(f"{e.name}: {as_api_error(x).message}" for e, x in failures)
+        await resp.write(_line({"error": text, "errorDetail": {"code": 1, "message": text}}))
+    await resp.write_eof()
+    return resp

@@ -1,0 +1,31 @@
+"""Network routes (see `local_objects` for where networks live)."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from manager.api import local_objects
+from manager.api.call import Call, refresh_container
+from manager.api.jsonio import encode, json_response, read_json
+from manager.api.proxy import proxy
+
+NETWORKS = local_objects.Kind("networks", "network {} not found", "NetworksDeleted", name_required=True)
+inspect, remove, create, prune = NETWORKS.inspect, NETWORKS.remove, NETWORKS.create, NETWORKS.prune
+
+
+async def listing(call: Call) -> web.Response:
+    """`docker network ls`: every healthy node's, de-duplicated by ID."""
+    seen: dict[str, dict] = {}
+    for engine, items in await local_objects.listed(call):
+        for item in items or []:
+            seen.setdefault(item["Id"], local_objects.qualified(engine, item))
+    return json_response(list(seen.values()))
+
+
+async def attach(call: Call) -> web.StreamResponse:
+    """`docker network connect|disconnect`: on the node of the container named in the body."""
+    body = await read_json(call.request)
+    engine, container = call.cluster.find_container(str(body.get("Container", "")))
+    _, name = call.cluster.split_node(call.args["name"])
+    body["Container"] = container["Id"]
+    return await proxy(call.request, engine, f"/networks/{name}/{call.args['action']}", call.version,
+                       body=encode(body), after=refresh_container(container["Id"]))

@@ -1,0 +1,178 @@
+"""The one proxy (stream a request to an engine and its answer back) and the one hijack."""
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from manager.api.call import After
+from manager.cluster.engine import CONNECTION_ERRORS, Engine, EngineDown
+
+HOP_BY_HOP = {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
+              "proxy-authenticate", "proxy-authorization", "host", "content-length"}
+CHUNK = 64 * 1024
+HIGH_WATER = 256 * 1024
+
+
+def forward_headers(headers) -> CIMultiDict:
+    """Request or response headers minus hop-by-hop ones."""
+    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP)
+
+
+async def proxy(request: web.Request, engine: Engine, path: str, version: str | None, *,
+                body: bytes | None = None, query: str | None = None,
+                after: After | None = None) -> web.StreamResponse:
+    """Send the client's request to `engine` at `path` and stream the answer back as it comes.
+
+    Streams: headers go out as soon as the engine sends its own (`/wait`, `/events`, `logs -f`
+    depend on it). `after(engine, status)` (a cache refresh) runs once the engine has finished, and
+    before the client gets an answer that is not a stream.
+    """
+    data = body
+    if data is None and request.body_exists:
+        data = request.content.iter_chunked(CHUNK)
+    if query is None:
+        query = request.rel_url.raw_query_string
+    upstream = await engine.open(request.method, path, query=query,
+                                 data=data, headers=forward_headers(request.headers),
+                                 client_version=version)
+    async with upstream:
+        complete = upstream.content_length is not None or upstream.status in (204, 304)
+        if after is not None and complete:
+            # A whole answer: refresh the cache before the client sees it, so its next call
+            # (`docker inspect` right after `docker network connect`) reads the new state.
+            payload = await upstream.read()
+            await after(engine, upstream.status)
+            return web.Response(status=upstream.status, reason=upstream.reason, body=payload,
+                                headers=forward_headers(upstream.headers))
+        resp = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                  headers=forward_headers(upstream.headers))
+        if upstream.content_length is not None:
+            resp.content_length = upstream.content_length
+        await resp.prepare(request)
+        async for chunk in upstream.content.iter_any():
+            await resp.write(chunk)
+        await resp.write_eof()
+    if after is not None:
+        await after(engine, upstream.status)
+    return resp
+
+
+class _Grabber:
+    """Takes the bytes aiohttp had buffered after the upgrade request and sends them upstream."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self.writer.write(data)
+        return False, b""
+
+    def feed_eof(self) -> None:
+        pass
+
+
+class _ClientSide(asyncio.Protocol):
+    """The client's socket after the takeover: stdin to the engine, half-close aware."""
+
+    def __init__(self, transport: asyncio.Transport, writer: asyncio.StreamWriter) -> None:
+        self.transport = transport
+        self.writer = writer
+        self.can_write = asyncio.Event()
+        self.can_write.set()
+
+    def data_received(self, data: bytes) -> None:
+        self.writer.write(data)
+        if self.writer.transport.get_write_buffer_size() > HIGH_WATER:
+            self.transport.pause_reading()
+            asyncio.ensure_future(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            await self.writer.drain()
+        except ConnectionError:
+            return
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def eof_received(self) -> bool:
+        # No more stdin: pass the half-close on, keep our side open for the output.
+        if not self.writer.is_closing() and self.writer.can_write_eof():
+            self.writer.write_eof()
+        return True
+
+    def pause_writing(self) -> None:
+        self.can_write.clear()
+
+    def resume_writing(self) -> None:
+        self.can_write.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.can_write.set()
+        self.writer.close()
+
+
+async def hijack(request: web.Request, engine: Engine, path: str,
+                 version: str | None) -> web.StreamResponse:
+    """Attach / exec start: upgrade both connections to raw byte pipes and relay both ways."""
+    body = await request.read()
+    try:
+        reader, writer = await asyncio.open_connection(engine.ip, engine.port)
+    except CONNECTION_ERRORS as exc:
+        engine.record_failure(exc)
+        raise EngineDown(500, f"Cannot connect to the Docker daemon at tcp://{engine.addr}: {exc}")
+    try:
+        query = request.rel_url.raw_query_string
+        lines = [f"{request.method} {engine.versioned(path, version)}{'?' + query if query else ''}"
+                 " HTTP/1.1", f"Host: {engine.addr}"]
+        lines += [f"{k}: {v}" for k, v in forward_headers(request.headers).items()]
+        lines += ["Connection: Upgrade", "Upgrade: tcp", f"Content-Length: {len(body)}", "", ""]
+        writer.write("\r\n".join(lines).encode() + body)
+        status, reason, headers = _parse_head(await reader.readuntil(b"\r\n\r\n"))
+        if status != 101:
+            length = int(headers.get("Content-Length", "0") or 0)
+            payload = await reader.readexactly(length) if length else b""
+            return web.Response(status=status, reason=reason, body=payload,
+                                headers={"Content-Type": headers.get("Content-Type", "text/plain")})
+        return await _relay(request, reader, writer, headers)
+    finally:
+        writer.close()
+
+
+async def _relay(request: web.Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 headers: CIMultiDict) -> web.StreamResponse:
+    transport = request.transport
+    request.protocol.set_parser(_Grabber(writer))
+    client = _ClientSide(transport, writer)
+    transport.set_protocol(client)
+    resp = web.StreamResponse(status=101, reason="UPGRADED", headers={
+        "Content-Type": headers.get("Content-Type", "application/vnd.docker.raw-stream"),
+        "Connection": "Upgrade", "Upgrade": "tcp"})
+    await resp.prepare(request)
+    transport.resume_reading()
+    try:
+        while data := await reader.read(CHUNK):
+            await client.can_write.wait()
+            if transport.is_closing():
+                break
+            transport.write(data)
+        if not transport.is_closing() and transport.can_write_eof():
+            transport.write_eof()
+    except ConnectionError:
+        pass
+    finally:
+        transport.close()
+        request.protocol.force_close()
+    return resp
+
+
+def _parse_head(head: bytes) -> tuple[int, str, CIMultiDict]:
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    _, status, *reason = status_line.split(" ", 2)
+    headers = CIMultiDict()
+    for line in header_lines:
+        if ":" in line:
+            key, _, value = line.partition(":")
+            headers.add(key.strip(), value.strip())
+    return int(status), (reason or [""])[0], headers

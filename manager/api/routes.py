@@ -1,0 +1,139 @@
+"""The one routing table: which handler answers each Docker API path, with or without `/vX.Y`."""
+from __future__ import annotations
+
+import logging
+import re
+
+from aiohttp import web
+
+from manager.api import containers as ctr
+from manager.api import images as img
+from manager.api import networks as net
+from manager.api import system as sysh
+from manager.api import volumes as vol
+from manager.api.call import Call, Handler
+from manager.api.jsonio import error_response
+from manager.cluster.cluster import Cluster
+from manager.errors import ApiError
+from scheduler import NoFit, SchedulerError
+from shoal.version import API_VERSION
+
+log = logging.getLogger("shoal.api")
+
+REF = r"(?P<ref>[^/]+(?:/[^/]+)?)"  # also `node/name`
+IMAGE = r"(?P<image>.+)"
+NAME = r"(?P<name>[^/]+(?:/[^/]+)?)"  # also `node/name`
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET|HEAD", r"/_ping", sysh.ping),
+    ("GET", r"/version", sysh.version),
+    ("GET", r"/info", sysh.info),
+    ("GET", r"/events", sysh.events),
+    ("GET", r"/containers/json", ctr.ps),
+    ("POST", r"/containers/create", ctr.create),
+    ("POST", r"/containers/prune", ctr.prune),
+    ("GET", rf"/containers/{REF}/json", ctr.inspect),
+    ("POST", rf"/containers/{REF}/(?P<action>start|stop|kill|restart|pause|unpause|update|wait)",
+     ctr.act),
+    ("POST", rf"/containers/{REF}/rename", ctr.rename),
+    ("DELETE", rf"/containers/{REF}", ctr.remove),
+    ("POST", rf"/containers/{REF}/attach", ctr.attach),
+    ("GET", rf"/containers/{REF}/(?:logs|top|stats|changes|export)", ctr.forward),
+    ("POST", rf"/containers/{REF}/resize", ctr.forward),
+    ("GET|HEAD|PUT", rf"/containers/{REF}/archive", ctr.forward),
+    ("POST", rf"/containers/{REF}/exec", ctr.exec_create),
+    ("POST", r"/exec/(?P<exec>[^/]+)/start", ctr.exec_start),
+    ("POST", r"/exec/(?P<exec>[^/]+)/resize", ctr.exec_forward),
+    ("GET", r"/exec/(?P<exec>[^/]+)/json", ctr.exec_forward),
+    ("GET", r"/images/json", img.images),
+    ("POST", r"/images/create", img.pull),
+    ("POST", r"/images/prune", img.prune),
+    ("POST", r"/build", img.build),
+    ("GET", rf"/images/{IMAGE}/(?:json|history|get)", img.forward),
+    ("POST", rf"/images/{IMAGE}/push", img.forward),
+    ("POST", rf"/images/{IMAGE}/tag", img.tag),
+    ("DELETE", rf"/images/{IMAGE}", img.remove),
+    ("GET", r"/networks", net.listing),
+    ("POST", r"/networks/create", net.create),
+    ("POST", r"/networks/prune", net.prune),
+    ("POST", rf"/networks/{NAME}/(?P<action>connect|disconnect)", net.attach),
+    ("GET", rf"/networks/{NAME}", net.inspect),
+    ("DELETE", rf"/networks/{NAME}", net.remove),
+    ("GET", r"/volumes", vol.listing),
+    ("POST", r"/volumes/create", vol.create),
+    ("POST", r"/volumes/prune", vol.prune),
+    ("GET", rf"/volumes/{NAME}", vol.inspect),
+    ("DELETE", rf"/volumes/{NAME}", vol.remove),
+]
+COMPILED = [(frozenset(m.split("|")), re.compile(p + "$"), h) for m, p, h in ROUTES]
+VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
+# Resources of the Docker API: unmatched paths under these are "not implemented yet", not 404.
+DOCKER_RESOURCES = {"containers", "images", "networks", "volumes", "exec", "build", "swarm",
+                    "services", "nodes", "tasks", "secrets", "configs", "plugins", "system",
+                    "session", "distribution", "auth", "commit", "grpc"}
+
+
+def resolve(method: str, path: str) -> tuple[Handler, dict[str, str]]:
+    """The handler for a (version-less) path, or an ApiError saying why there is none."""
+    allowed = False
+    for methods, pattern, handler in COMPILED:
+        match = pattern.match(path)
+        if match:
+            if method in methods:
+                return handler, match.groupdict()
+            allowed = True
+    resource = path.strip("/").split("/")[0]
+    if allowed or resource in DOCKER_RESOURCES:
+        raise ApiError(501, f"Shoal does not implement {method} {path} yet")
+    raise ApiError(404, "page not found")
+
+
+def split_version(raw_path: str) -> tuple[str | None, str]:
+    """`/v1.41/info` -> ("1.41", "/info"); `/info` -> (None, "/info")."""
+    match = VERSION_PREFIX.match(raw_path)
+    return (match[1], match[2]) if match else (None, raw_path)
+
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Origin, X-Requested-With, Content-Type, Accept",
+    "Access-Control-Allow-Methods": "GET, POST, DELETE, PUT, OPTIONS, HEAD",
+}
+
+
+def build_app(cluster: Cluster, role_rows: list[list[str]], cors: bool = False) -> web.Application:
+    """The aiohttp application: every path goes through `dispatch`; with `cors`, classic Swarm's
+    `--api-enable-cors` headers on every answer and OPTIONS (preflight) answered for any path."""
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        version, path = split_version(request.rel_url.raw_path)
+        if cors and request.method == "OPTIONS":
+            return web.Response(status=200)
+        try:
+            handler, args = resolve(request.method, path)
+            call = Call(request, cluster, path, version, args, role_rows)
+            return await handler(call)
+        except ApiError as exc:
+            return error_response(exc.status, exc.message)
+        except NoFit as exc:
+            return error_response(500, exc.message)
+        except SchedulerError as exc:
+            return error_response(400, exc.message)
+        except (ConnectionResetError, web.HTTPException):
+            raise
+        except Exception as exc:  # never a traceback to the client, never a dead manager
+            log.exception("handler failed method=%s path=%s", request.method, path)
+            return error_response(500, f"internal error in Shoal: {type(exc).__name__}: {exc}")
+
+    async def api_headers(request: web.Request, response: web.StreamResponse) -> None:
+        if response.status != 101:
+            response.headers.setdefault("Api-Version", API_VERSION)
+            response.headers.setdefault("Ostype", "linux")
+            response.headers.setdefault("Docker-Experimental", "false")
+            if cors:
+                response.headers.update(CORS_HEADERS)
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.on_response_prepare.append(api_headers)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

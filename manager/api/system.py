@@ -1,0 +1,86 @@
+"""System routes: ping, version, info and the merged event stream."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+
+from manager.api import render
+from manager.api.call import Call
+from manager.api.jsonio import encode, json_response, parse_filters
+from manager.errors import ApiError
+
+
+async def ping(call: Call) -> web.Response:
+    """`/_ping` (GET and HEAD): the CLI negotiates its API version from our headers."""
+    return web.Response(text="OK", headers={"Cache-Control": "no-cache, no-store, must-revalidate",
+                                            "Pragma": "no-cache"})
+
+
+async def version(call: Call) -> web.Response:
+    return json_response(render.version())
+
+
+async def info(call: Call) -> web.Response:
+    return json_response(render.info(call.cluster, call.role_rows))
+
+
+EVENT_FILTERS = {
+    "type": lambda e: [e.get("Type", "")],
+    "event": lambda e: [(e.get("Action") or e.get("status") or "").split(":")[0]],
+    "container": lambda e: [e.get("Actor", {}).get("ID", ""),
+                            e.get("Actor", {}).get("Attributes", {}).get("name", "")]
+    if e.get("Type") == "container" else [],
+    "image": lambda e: [e.get("Actor", {}).get("Attributes", {}).get("image", ""), e.get("from", "")],
+    "label": lambda e: [f"{k}={v}" for k, v in e.get("Actor", {}).get("Attributes", {}).items()]
+    + list(e.get("Actor", {}).get("Attributes", {})),
+    "node": lambda e: [e.get("node", {}).get("Name", ""), e.get("node", {}).get("Id", "")],
+}
+
+
+def _event_matches(event: dict, filters: dict[str, list[str]]) -> bool:
+    for key, wanted in filters.items():
+        if wanted and not set(wanted) & set(EVENT_FILTERS[key](event)):
+            return False
+    return True
+
+
+def _unix(value: str | None, name: str) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ApiError(400, f"invalid value for {name}: {value}") from None
+
+
+async def events(call: Call) -> web.StreamResponse:
+    """`GET /events`: every engine's events, tagged with their node; `since`, `until`, filters."""
+    query = call.request.query
+    filters = parse_filters(query.get("filters"))
+    unknown = set(filters) - set(EVENT_FILTERS)
+    if unknown:
+        raise ApiError(400, f"invalid filter '{sorted(unknown)[0]}'")
+    since, until = _unix(query.get("since"), "since"), _unix(query.get("until"), "until")
+    queue = call.cluster.events.subscribe(since)
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(call.request)
+    try:
+        while True:
+            timeout = None if until is None else max(0.0, until - time.time())
+            try:  # once `until` has passed, what is already queued (replayed) still goes out
+                event = queue.get_nowait() if timeout == 0 else await asyncio.wait_for(queue.get(), timeout)
+            except (asyncio.QueueEmpty, asyncio.TimeoutError):
+                break
+            if event is None:
+                break
+            if until is not None and event.get("time", 0) > until:
+                break
+            if _event_matches(event, filters):
+                await resp.write(encode(event) + b"\n")
+    finally:
+        call.cluster.events.unsubscribe(queue)
+    await resp.write_eof()
+    return resp

@@ -1,0 +1,235 @@
+"""The cluster: engines by address, lookups across them, and serialized placement."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import logging
+import re
+import secrets
+from typing import Iterable
+
+import aiohttp
+
+from manager.cluster.containers import swarm_id_of
+from manager.cluster.engine import HEALTHY, PENDING, Engine, EngineOptions
+from manager.cluster.events import EventBus
+from manager.cluster.images import image_matches, pull_on
+from manager.cluster.names import plain_name, split_node_ref
+from manager.cluster.snapshot import node_of
+from manager.errors import ApiError, engine_error, name_conflict, not_found
+from scheduler import ContainerInfo, ContainerSpec, Node, Scheduler, SchedulerError, parse_expr
+from scheduler.node import SWARM_ID_LABEL
+
+log = logging.getLogger("shoal.cluster")
+
+EXEC_MEMORY = 10000  # exec IDs whose engine is remembered (older ones are found by asking around)
+
+
+@functools.lru_cache(maxsize=65536)
+def natural_key(text: str) -> tuple:
+    """`node2` before `node10`."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
+
+
+class Cluster:
+    """All engines, and the operations that need more than one of them."""
+
+    def __init__(self, scheduler: Scheduler, options: EngineOptions) -> None:
+        self.scheduler = scheduler
+        self.options = options
+        self.engines: dict[str, Engine] = {}
+        self.events = EventBus()
+        self.session: aiohttp.ClientSession | None = None
+        self._pending: dict[str, list[ContainerInfo]] = {}
+        self._pending_names: set[str] = set()
+        self._placement = asyncio.Lock()
+        self._exec_owner: dict[str, str] = {}  # exec ID -> engine address, oldest first
+
+    async def start(self) -> None:
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=64, force_close=False),
+            auto_decompress=False)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(e.stop() for e in self.engines.values()))
+        self.engines.clear()
+        self.events.close()
+        if self.session:
+            await self.session.close()
+
+    # ---- membership --------------------------------------------------------------------------
+    async def set_members(self, addrs: Iterable[str]) -> None:
+        """Follow discovery: new addresses become Pending engines, vanished ones are dropped."""
+        wanted = set(addrs)
+        for addr in [a for a in self.engines if a not in wanted]:
+            engine = self.engines.pop(addr)
+            log.info("engine removed addr=%s name=%s", addr, engine.name)
+            await engine.stop()
+        for addr in sorted(wanted - set(self.engines)):
+            log.info("engine added addr=%s", addr)
+            engine = Engine(addr, self.session, self.options, self.events.publish, self._duplicate_of)
+            self.engines[addr] = engine
+            engine.start()
+
+    def _duplicate_of(self, engine: Engine) -> str | None:
+        docker_id = engine.id.split("|")[0]
+        for other in self.engines.values():
+            # any other engine that got this ID first (validated or validating), not another duplicate
+            if other is not engine and other.id.split("|")[0] == docker_id \
+                    and not other.error.startswith("ID duplicated"):
+                return (f"ID duplicated. {docker_id} shared by this node {engine.addr} "
+                        f"and another node {other.addr}")
+        return None
+
+    def listed_engines(self) -> list[Engine]:
+        """Every engine, in natural order of name (unnamed ones by address)."""
+        return sorted(self.engines.values(), key=lambda e: natural_key(e.name or "~" + e.addr))
+
+    def validated(self) -> list[Engine]:
+        """Engines that have been validated (Healthy or Unhealthy)."""
+        return [e for e in self.listed_engines() if e.state != PENDING and e.id]
+
+    def healthy(self) -> list[Engine]:
+        return [e for e in self.listed_engines() if e.state == HEALTHY]
+
+    def engine_by_name(self, ref: str) -> Engine | None:
+        """A validated engine by name, ID or address."""
+        return next((e for e in self.validated() if ref in (e.name, e.id, e.addr)), None)
+
+    def split_node(self, ref: str) -> tuple[Engine | None, str]:
+        """`node1/net` -> (node1's engine, "net"); anything else -> (None, ref)."""
+        node, sep, rest = ref.partition("/")
+        engine = self.engine_by_name(node) if sep else None
+        return (engine, rest) if engine and rest else (None, ref)
+
+    # ---- lookups -----------------------------------------------------------------------------
+    def containers(self) -> Iterable[tuple[Engine, dict]]:
+        for engine in self.validated():
+            for container in engine.containers.values():
+                yield engine, container
+
+    def find_container(self, ref: str, healthy_only: bool = True) -> tuple[Engine, dict]:
+        """Resolve an ID, short ID, Swarm ID, name, `node/name` or unique prefix (classic order)."""
+        found = self._lookup(ref)
+        if found is None:
+            raise not_found("container", ref)
+        engine, container = found
+        if healthy_only and not engine.healthy:
+            raise ApiError(500, f"Container {ref} running on unhealthy node {engine.name}")
+        return found
+
+    def _lookup(self, ref: str) -> tuple[Engine, dict] | None:
+        engines = self.validated()
+        for engine in engines:  # full ID, then short ID or Swarm ID
+            if ref in engine.containers:
+                return engine, engine.containers.get(ref)
+        for engine in engines:
+            found = engine.containers.by_ref(ref)
+            if found is not None:
+                return engine, found
+        node, name = split_node_ref(ref)  # `web`, `/web`, `node1/web`, `<ID>/web`
+        by_name = [(e, c) for e in engines if node in ("", e.name, e.id)
+                   for c in (e.containers.by_name(name),) if c is not None]
+        if len(by_name) == 1:
+            return by_name[0]
+        if by_name or not ref:
+            return None
+        by_prefix = [(e, c) for e in engines for c in e.containers.values()
+                     if c["Id"].startswith(ref) or swarm_id_of(c).startswith(ref)]
+        return by_prefix[0] if len(by_prefix) == 1 else None
+
+    def name_taken(self, name: str) -> bool:
+        name = plain_name(name)
+        return name in self._pending_names or any(e.containers.by_name(name) for e in self.validated())
+
+    def remember_exec(self, exec_id: str, engine: Engine) -> None:
+        """Where an exec instance lives (the last EXEC_MEMORY of them are kept)."""
+        self._exec_owner[exec_id] = engine.addr
+        if len(self._exec_owner) > EXEC_MEMORY:
+            del self._exec_owner[next(iter(self._exec_owner))]
+
+    def exec_engine(self, exec_id: str) -> Engine | None:
+        return self.engines.get(self._exec_owner.get(exec_id, ""))
+
+    def engines_with_image(self, ref: str) -> list[Engine]:
+        """Validated engines holding an image matching an ID, ID prefix or reference."""
+        return [e for e in self.validated() if any(image_matches(i, ref) for i in e.images)]
+
+    # ---- placement ---------------------------------------------------------------------------
+    def nodes(self) -> list[Node]:
+        """Scheduler snapshots of all validated engines, pending placements included."""
+        result = []
+        for engine in self.validated():
+            node = node_of(engine)
+            # a placement whose container is already in the cache (its create event came first)
+            # must not count twice
+            pending = [p for p in self._pending.get(engine.addr, ())
+                       if engine.containers.by_ref(p.labels[SWARM_ID_LABEL]) is None]
+            if pending:
+                node = dataclasses.replace(node, containers=node.containers + tuple(pending))
+            result.append(node)
+        return result
+
+    def best_engine(self, spec: ContainerSpec) -> Engine:
+        """The engine the scheduler ranks first for `spec`; NoFit when none can take it."""
+        by_id = {e.id: e for e in self.validated()}
+        return by_id[self.scheduler.rank(spec, self.nodes())[0].id]
+
+    async def create_container(self, body: dict, name: str | None,
+                               auth: str | None) -> tuple[Engine, dict]:
+        """Schedule and create a container; returns its engine and the engine's 201 body.
+
+        When the chosen node has no copy of the image and cannot pull it (an image built or
+        imported on some nodes only), placement is retried once among the nodes that have it.
+        """
+        labels = body.setdefault("Labels", None) or {}
+        labels.setdefault(SWARM_ID_LABEL, secrets.token_hex(32))
+        body["Labels"] = labels
+        spec = ContainerSpec.from_create_body(body, name)
+        try:
+            return await self._place_and_create(spec, name, auth)
+        except ApiError as exc:
+            holders = self.engines_with_image(spec.image) if spec.image else []
+            if exc.status != 404 or not any(e.healthy for e in holders):
+                raise
+            try:
+                near_image = parse_expr(f"image=={spec.image}")
+            except SchedulerError:
+                raise exc from None
+            log.info("retrying placement where the image is image=%s", spec.image)
+            spec = dataclasses.replace(spec, affinities=spec.affinities + (near_image,))
+            return await self._place_and_create(spec, name, auth)
+
+    async def _place_and_create(self, spec: ContainerSpec, name: str | None,
+                                auth: str | None) -> tuple[Engine, dict]:
+        swarm_id = spec.labels[SWARM_ID_LABEL]
+        async with self._placement:
+            if name and self.name_taken(name):
+                raise name_conflict(name)
+            engine = self.best_engine(spec)
+            placeholder = spec.as_container("pending:" + swarm_id)
+            self._pending.setdefault(engine.addr, []).append(placeholder)
+            if name:
+                self._pending_names.add(name)
+        try:
+            created = await self._create_on(engine, spec.create_body(), name, auth)
+            await engine.refresh_container(created["Id"])
+        finally:
+            self._pending[engine.addr].remove(placeholder)
+            self._pending_names.discard(name or "")
+        log.info("container created id=%s name=%s node=%s image=%s", created["Id"][:12], name,
+                 engine.name, spec.image)
+        return engine, created
+
+    async def _create_on(self, engine: Engine, body: dict, name: str | None,
+                         auth: str | None) -> dict:
+        params = {"name": name} if name else None
+        status, reply = await engine.call("POST", "/containers/create", params=params, body=body)
+        if status == 404 and body.get("Image"):
+            log.info("image missing, pulling node=%s image=%s", engine.name, body["Image"])
+            await pull_on(engine, body["Image"], auth)
+            status, reply = await engine.call("POST", "/containers/create", params=params, body=body)
+        if status != 201:
+            raise engine_error(status, reply)
+        return reply

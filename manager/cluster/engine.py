@@ -1,0 +1,401 @@
+"""One Docker engine of the cluster: connection, health state machine and event-fed cache."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+import aiohttp
+
+from manager.cluster.containers import ContainerCache
+from manager.errors import ApiError, engine_error
+from shoal.version import API_VERSION
+
+log = logging.getLogger("shoal.engine")
+
+PENDING, HEALTHY, UNHEALTHY, DISCONNECTED = "Pending", "Healthy", "Unhealthy", "Disconnected"
+# A refused or cut connection (a chunked body cut short is a payload error, not a connection one).
+CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError,
+                     OSError)
+# Container actions that change nothing the cache holds.
+QUIET_ACTIONS = ("exec_create", "exec_start", "exec_die", "exec_detach", "top", "resize", "attach",
+                 "detach", "copy", "archive-path", "extract-to-dir", "export", "commit")
+CALL_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
+STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5)
+# Full refreshes at once across all engines: a thousand engines validating together would
+# otherwise send tens of thousands of inspects at the same moment.
+REFRESH_GATE = asyncio.Semaphore(32)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Timing knobs from `shoal manage` flags."""
+
+    refresh_min: float = 30.0
+    refresh_max: float = 60.0
+    failure_retry: int = 3
+
+
+class EngineDown(ApiError):
+    """The engine could not be reached."""
+
+
+class Engine:
+    """A Docker engine: validated, then kept current from one listing plus its /events stream.
+
+    `notify(engine, event)` receives every engine event (already applied to the cache) and the
+    manager's own `engine_connect` / `engine_reconnect` / `engine_disconnect` events.
+    `generation` changes with every change of what the cache holds or of the engine's health;
+    `derived` keeps values computed from it (snapshots, `docker info` rows) until then.
+    """
+
+    def __init__(self, addr: str, session: aiohttp.ClientSession, options: EngineOptions,
+                 notify: Callable[["Engine", dict], None],
+                 is_duplicate: Callable[["Engine"], str | None]) -> None:
+        self.addr = addr
+        self.url = f"http://{addr}"
+        self.session = session
+        self.options = options
+        self.notify = notify
+        self.is_duplicate = is_duplicate
+        self.id = ""
+        self.name = ""
+        self.labels: dict[str, str] = {}
+        self.cpus = 0
+        self.memory = 0
+        self.version = ""
+        self.api_version = API_VERSION
+        self.state = PENDING
+        self.error = ""
+        self.failures = 0
+        self.updated_at = time.time()
+        self.containers = ContainerCache()
+        self.images: list[dict] = []
+        self.generation = 0
+        self._derived: dict[str, tuple[tuple, Any]] = {}
+        self._inflight: dict[str, asyncio.Task] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._wake = asyncio.Event()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Validate in the background, then follow events and refresh periodically."""
+        self._tasks.append(asyncio.create_task(self._run(), name=f"engine {self.addr}"))
+
+    async def stop(self) -> None:
+        """Stop all background work; the engine becomes Disconnected."""
+        tasks = self._tasks + list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        was = self.state
+        self.state = DISCONNECTED
+        if was != DISCONNECTED:
+            self._emit("engine_disconnect")
+
+    @property
+    def ip(self) -> str:
+        """The host part of the engine's address."""
+        return self.addr.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.addr.rsplit(":", 1)[1])
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == HEALTHY
+
+    @property
+    def health(self) -> int:
+        """Classic Swarm's health indicator: 100 minus the share of allowed failures used."""
+        if self.state != HEALTHY:
+            return 0
+        return max(0, 100 - self.failures * 100 // self.options.failure_retry)
+
+    # ---- calls to the engine -----------------------------------------------------------------
+    def versioned(self, path: str, client_version: str | None = None) -> str:
+        """`/containers/json` -> `/v1.41/containers/json` at a version both sides speak."""
+        version = self.api_version
+        if client_version and _version_tuple(client_version) < _version_tuple(version):
+            version = client_version
+        return f"/v{version}{path}"
+
+    async def open(self, method: str, path: str, *, query: str = "", params: Any = None,
+                   data: Any = None, headers: Any = None,
+                   timeout: aiohttp.ClientTimeout = STREAM_TIMEOUT,
+                   client_version: str | None = None) -> aiohttp.ClientResponse:
+        """Send a request and return the open response (caller releases it).
+
+        Connection failures count against the engine's health and raise EngineDown.
+        """
+        url = self.url + self.versioned(path, client_version) + (f"?{query}" if query else "")
+        try:
+            resp = await self.session.request(
+                method, url, params=params, data=data, headers=headers, timeout=timeout,
+                skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"))
+        except CONNECTION_ERRORS as exc:
+            self.record_failure(exc)
+            raise EngineDown(500, f"Cannot connect to the Docker daemon at tcp://{self.addr}"
+                                  f" ({self.name or 'unknown'}): {exc or type(exc).__name__}") from exc
+        self.record_success()
+        return resp
+
+    async def call(self, method: str, path: str, *, params: Any = None, body: Any = None,
+                   headers: dict | None = None) -> tuple[int, Any]:
+        """A short JSON call: (status, decoded body or text)."""
+        data = None
+        hdrs = dict(headers or {})
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        resp = await self.open(method, path, params=params, data=data, headers=hdrs,
+                               timeout=CALL_TIMEOUT)
+        async with resp:
+            try:
+                raw = await resp.read()
+            except CONNECTION_ERRORS as exc:
+                self.record_failure(exc)
+                raise EngineDown(500, f"Lost the connection to {self.name or self.addr}: {exc}") from exc
+        if "json" in resp.headers.get("Content-Type", "") and raw:
+            return resp.status, json.loads(raw)
+        return resp.status, raw.decode(errors="replace")
+
+    async def get_json(self, path: str, params: Any = None) -> Any:
+        """GET that must succeed; anything but 200 raises ApiError with the engine's message."""
+        status, body = await self.call("GET", path, params=params)
+        if status != 200:
+            raise engine_error(status, body)
+        return body
+
+    # ---- health ------------------------------------------------------------------------------
+    def record_failure(self, exc: BaseException) -> None:
+        """A connection error: after --engine-failure-retry of them a Healthy engine turns Unhealthy."""
+        self.failures += 1
+        self.error = str(exc) or type(exc).__name__
+        self._changed()  # the health indicator the scheduler weighs has dropped
+        if self.state == HEALTHY and self.failures >= self.options.failure_retry:
+            self.state = UNHEALTHY
+            self.updated_at = time.time()
+            log.warning("engine unhealthy addr=%s name=%s error=%r", self.addr, self.name, self.error)
+            self._emit("engine_disconnect")
+
+    def record_success(self) -> None:
+        """Any answer resets the failure count; an Unhealthy engine is Healthy again."""
+        if self.failures == 0 and self.state != UNHEALTHY:
+            return
+        self.failures = 0
+        self._changed()
+        if self.state == UNHEALTHY:
+            self.state = HEALTHY
+            self.error = ""
+            self.updated_at = time.time()
+            log.info("engine healthy again addr=%s name=%s", self.addr, self.name)
+            self._emit("engine_reconnect")
+            self._wake.set()
+
+    # ---- the cache ---------------------------------------------------------------------------
+    def derived(self, what: str, build: Callable[["Engine"], T], *also: object) -> T:
+        """`build(self)`, kept until the cache or the health changes (or any of `also` does)."""
+        key = (self.generation, *also)
+        hit = self._derived.get(what)
+        if hit is None or hit[0] != key:
+            hit = self._derived[what] = (key, build(self))
+        return hit[1]
+
+    def _changed(self) -> None:
+        self.generation += 1
+
+    def _store(self, cid: str, body: dict | None) -> None:
+        """Put one container's inspect in the cache (None: drop it)."""
+        if self.containers.store(cid, body):
+            self._changed()
+
+    async def refresh_container(self, cid: str) -> dict | None:
+        """Re-inspect one container into the cache (None if it is gone)."""
+        status, body = await self.call("GET", f"/containers/{cid}/json")
+        if status == 404:
+            self._store(cid, None)
+            return None
+        if status == 200:
+            self._store(body["Id"], body)
+            return body
+        return self.containers.get(cid)
+
+    def forget_container(self, cid: str) -> None:
+        """Drop a container from the cache (it was removed)."""
+        self._store(cid, None)
+
+    async def refresh_images(self) -> None:
+        """Re-list the engine's images."""
+        images = await self.get_json("/images/json", params={"all": "0"})
+        if images != self.images:
+            self.images = images
+            self._changed()
+
+    async def refresh_all(self) -> None:
+        """List containers (inspecting new or changed ones) and images."""
+        async with REFRESH_GATE:
+            await self._refresh_all()
+
+    async def _refresh_all(self) -> None:
+        listed = await self.get_json("/containers/json", params={"all": "1"})
+        seen = {c["Id"]: c for c in listed}
+        for cid in list(self.containers):
+            if cid not in seen:
+                self.forget_container(cid)
+        stale = [cid for cid, c in seen.items()
+                 if cid not in self.containers
+                 or self.containers.get(cid)["State"]["Status"] != c.get("State")]
+        sem = asyncio.Semaphore(16)
+
+        async def inspect(cid: str) -> None:
+            async with sem:
+                await self.refresh_container(cid)
+
+        await asyncio.gather(*(inspect(cid) for cid in stale))
+        await self.refresh_images()
+        self.updated_at = time.time()
+
+    # ---- background work ---------------------------------------------------------------------
+    async def _run(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                if await self._validate():
+                    break
+            except Exception as exc:  # a strange answer (or a bug) must not leave it stuck
+                log.exception("validation error addr=%s", self.addr)
+                self.error = f"validation failed: {exc!r}"
+            await asyncio.sleep(delay + random.random())
+            delay = min(delay * 2, 30.0)
+        self._tasks.append(asyncio.create_task(self._follow_events(), name=f"events {self.addr}"))
+        self._tasks.append(asyncio.create_task(self._refresh_loop(), name=f"refresh {self.addr}"))
+
+    async def _validate(self) -> bool:
+        """Read info and version; True when the engine is usable and not a duplicate."""
+        try:
+            info = await self.get_json("/info")
+            version = await self.get_json("/version")
+        except (ApiError, ValueError) as exc:
+            self.error = getattr(exc, "message", str(exc))
+            self.updated_at = time.time()
+            return False
+        if not info.get("NCPU") or not info.get("MemTotal"):
+            self.error = (f"cannot get resources for this engine, make sure {self.addr} is a "
+                          "Docker Engine, not a Swarm manager")
+            return False
+        self.id = f"{info['ID']}|{self.addr}"
+        self.name = info.get("Name", "")
+        self.cpus = info["NCPU"]
+        self.memory = info["MemTotal"]
+        self.version = version.get("Version", "")
+        self.api_version = min(version.get("ApiVersion", API_VERSION), API_VERSION, key=_version_tuple)
+        self.labels = engine_labels(info)
+        duplicate = self.is_duplicate(self)
+        if duplicate:
+            self.error = duplicate
+            return False
+        self.error = ""
+        return True
+
+    async def _follow_events(self) -> None:
+        """Keep one /events stream open; after any gap, re-list so nothing is missed."""
+        while True:
+            try:
+                resp = await self.open("GET", "/events")
+                async with resp:
+                    await self.refresh_all()
+                    self._become_healthy()
+                    async for line in resp.content:
+                        if line.strip():
+                            await self._apply(json.loads(line))
+                log.info("events stream ended addr=%s name=%s", self.addr, self.name)
+            except (ApiError, *CONNECTION_ERRORS, ValueError) as exc:
+                if not isinstance(exc, EngineDown):
+                    self.record_failure(exc)
+                log.info("events stream lost addr=%s name=%s error=%r", self.addr, self.name, str(exc))
+            except Exception:  # a bug must not end the engine's event loop for good
+                log.exception("events loop error addr=%s name=%s", self.addr, self.name)
+            await self._probe_until_up()
+
+    async def _probe_until_up(self) -> None:
+        """Ping every second (counting failures) until the engine answers again."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                resp = await self.open("GET", "/_ping", timeout=aiohttp.ClientTimeout(total=3))
+                resp.release()
+                return
+            except ApiError:
+                continue
+
+    def _become_healthy(self) -> None:
+        if self.state in (PENDING, DISCONNECTED):
+            self.state = HEALTHY
+            self.failures = 0
+            self.updated_at = time.time()
+            self._changed()
+            log.info("engine connected addr=%s name=%s id=%s containers=%d",
+                     self.addr, self.name, self.id, len(self.containers))
+            self._emit("engine_connect")
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            backoff = max(0, self.failures - self.options.failure_retry)
+            interval = self.options.refresh_min * (1 + min(backoff, 1000)) + random.uniform(
+                0, self.options.refresh_max - self.options.refresh_min)
+            try:
+                await asyncio.wait_for(self._wake.wait(), interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            if self.state == PENDING:
+                continue
+            try:
+                await self.refresh_all()
+            except ApiError as exc:
+                log.info("refresh failed addr=%s error=%r", self.addr, exc.message)
+            except Exception:  # a bug must not end the refresh loop for good
+                log.exception("refresh loop error addr=%s", self.addr)
+
+    async def _apply(self, event: dict) -> None:
+        """Update the cache from one engine event, then pass it on."""
+        kind = event.get("Type")
+        action = (event.get("Action") or event.get("status") or "").split(":")[0]
+        cid = event.get("Actor", {}).get("ID") or event.get("id", "")
+        if kind == "container" and cid:
+            if action == "destroy":
+                self.forget_container(cid)
+            elif action not in QUIET_ACTIONS:
+                await self.refresh_container(cid)
+        elif kind == "image" or action == "commit":
+            await self.refresh_images()
+        self.notify(self, event)
+
+    def _emit(self, action: str) -> None:
+        now = time.time()
+        self.notify(self, {"status": action, "Type": "swarm", "Action": action, "from": "swarm",
+                           "Actor": {"ID": "", "Attributes": {}}, "scope": "local",
+                           "time": int(now), "timeNano": int(now * 1e9)})
+
+
+def engine_labels(info: dict) -> dict[str, str]:
+    """The node's labels: the daemon's `--label k=v` plus the four standard ones."""
+    labels: dict[str, str] = {}
+    for item in info.get("Labels") or []:
+        key, _, value = item.partition("=")
+        if key != "node":
+            labels[key] = value
+    labels.update(storagedriver=info.get("Driver", ""), kernelversion=info.get("KernelVersion", ""),
+                  operatingsystem=info.get("OperatingSystem", ""), ostype=info.get("OSType", ""))
+    return labels
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".") if p.isdigit())

@@ -1,0 +1,66 @@
+"""Images across engines: how a reference matches a cached image, and pulling one onto an engine."""
+from __future__ import annotations
+
+import json
+from typing import AsyncIterator
+from urllib.parse import urlencode
+
+from manager.cluster.engine import Engine
+from manager.errors import ApiError, engine_error
+from scheduler.node import repo_name
+
+DEFAULT_REGISTRY_PREFIXES = ("docker.io/", "index.docker.io/", "library/")
+
+
+def normalize_ref(ref: str) -> str:
+    """busybox -> busybox:latest; docker.io/library/x -> x:latest."""
+    for prefix in DEFAULT_REGISTRY_PREFIXES:
+        ref = ref.removeprefix(prefix)
+    if "@" not in ref and ":" not in ref.rsplit("/", 1)[-1]:
+        ref += ":latest"
+    return ref
+
+
+def image_matches(image: dict, ref: str) -> bool:
+    """Does an /images/json entry match an ID, ID prefix or (tag-aware) reference?"""
+    image_id = image["Id"]
+    if ref in (image_id, image_id.split(":", 1)[-1]) or (
+            len(ref) >= 4 and image_id.split(":", 1)[-1].startswith(ref.removeprefix("sha256:"))):
+        return True
+    wanted = normalize_ref(ref)
+    return any(normalize_ref(tag) == wanted for tag in image.get("RepoTags") or ())
+
+
+def tag_matches_reference(tag: str, reference: str) -> bool:
+    """The `reference` filter of `docker images`: the whole tag, or its repository."""
+    return tag == reference or repo_name(tag) == reference
+
+
+async def pull(engine: Engine, query: str, headers: dict[str, str] | None = None) -> AsyncIterator[dict]:
+    """`POST /images/create?<query>` on one engine: its progress messages as they come, then the
+    engine's image list is refreshed. A refusal or an error message raises ApiError."""
+    resp = await engine.open("POST", "/images/create", query=query, headers=headers)
+    async with resp:
+        if resp.status != 200:
+            raw = await resp.read()
+            try:
+                body: object = json.loads(raw)
+            except ValueError:
+                body = raw.decode(errors="replace").strip()
+            raise engine_error(resp.status, body)
+        async for line in resp.content:
+            message = json.loads(line) if line.strip() else {}
+            if message.get("error"):
+                raise ApiError(500, message["error"])
+            yield message
+    await engine.refresh_images()
+
+
+async def pull_on(engine: Engine, image: str, auth: str | None) -> None:
+    """Pull one image on one engine, to completion; raises ApiError(404) on failure."""
+    headers = {"X-Registry-Auth": auth} if auth else None
+    try:
+        async for _ in pull(engine, urlencode({"fromImage": image}), headers):
+            pass
+    except ApiError as exc:
+        raise ApiError(404, f"No such image: {image} ({exc.message})") from None

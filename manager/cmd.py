@@ -1,0 +1,179 @@
+"""`shoal manage`: flags (as classic Swarm's), validation, and serving the API."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass
+
+import uvloop
+from aiohttp import web
+
+import discovery
+from discovery.addresses import is_host_port
+from manager.api.routes import build_app
+from manager.cluster.cluster import Cluster
+from manager.cluster.engine import EngineOptions
+from scheduler import DEFAULT_FILTERS, Scheduler, SchedulerError
+from shoal.flags import UsageError, duration, key_values
+
+log = logging.getLogger("shoal.manage")
+
+
+@dataclass
+class ManageConfig:
+    hosts: list[str]
+    discovery: str
+    discovery_opts: dict[str, str]
+    heartbeat: float
+    scheduler: Scheduler
+    engine: EngineOptions
+    cors: bool
+    advertise: str | None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `manage` (alias `m`) to the command line."""
+    p = sub.add_parser("manage", aliases=["m"], help="Manage a docker cluster")
+    p.add_argument("-H", "--host", action="append", default=None,
+                   help="ip:port to listen on (tcp://... or unix://...; repeatable, env SWARM_HOST)")
+    p.add_argument("--strategy", default="spread", help="placement strategy: spread, binpack, random")
+    p.add_argument("-f", "--filter", action="append", default=None,
+                   help=f"filter to use (repeatable; default: {', '.join(DEFAULT_FILTERS)})")
+    p.add_argument("--engine-refresh-min-interval", default="30s")
+    p.add_argument("--engine-refresh-max-interval", default="60s")
+    p.add_argument("--engine-failure-retry", type=int, default=3)
+    p.add_argument("--engine-refresh-retry", type=int, default=3, help=argparse.SUPPRESS)
+    p.add_argument("--heartbeat", default="60s", help="period to re-read file:// discovery")
+    p.add_argument("--cluster-opt", action="append", default=[],
+                   help="swarm.overcommit=0.05, swarm.createretry=0")
+    p.add_argument("--discovery-opt", action="append", default=[],
+                   help="kv.path=..., kv.cacertfile=..., kv.certfile=..., kv.keyfile=...")
+    p.add_argument("--api-enable-cors", "--cors", dest="cors", action="store_true",
+                   help="answer CORS preflights and add Access-Control-Allow-* headers")
+    p.add_argument("--replication", action="store_true", help="(not supported yet)")
+    p.add_argument("--advertise", "--addr", default=os.environ.get("SWARM_ADVERTISE"),
+                   help="host:port other managers reach this one at (env SWARM_ADVERTISE; used with "
+                        "--replication)")
+    for flag in ("--tls", "--tlsverify"):
+        p.add_argument(flag, action="store_true", help="(not supported yet)")
+    for flag in ("--tlscacert", "--tlscert", "--tlskey"):
+        p.add_argument(flag, default=None, help="(not supported yet)")
+    p.add_argument("discovery", nargs="?", default=os.environ.get("SWARM_DISCOVERY"),
+                   help="nodes://h1:2375,h2:2375 | h1:2375,h2:2375 | file:///path | etcd://h:2379/prefix")
+    p.set_defaults(func=run)
+
+
+def configure(args: argparse.Namespace) -> ManageConfig:
+    """Validate the flags the way classic Swarm does; raise UsageError with its messages."""
+    if not args.discovery:
+        raise UsageError("discovery required to manage a cluster. See 'shoal manage --help'.")
+    if args.replication:
+        raise UsageError("--replication is not supported by Shoal yet")
+    if args.tls or args.tlsverify or args.tlscacert or args.tlscert or args.tlskey:
+        raise UsageError("TLS is not supported by Shoal yet")
+    if args.advertise and not is_host_port(args.advertise):
+        raise UsageError("--advertise should be of the form ip:port or hostname:port")
+    refresh_min = duration(args.engine_refresh_min_interval, "--engine-refresh-min-interval")
+    refresh_max = duration(args.engine_refresh_max_interval, "--engine-refresh-max-interval")
+    if refresh_min <= 0:
+        raise UsageError("min refresh interval should be a positive number")
+    if refresh_max < refresh_min:
+        raise UsageError("max refresh interval cannot be less than min refresh interval")
+    if args.engine_failure_retry <= 0:
+        raise UsageError("invalid failure retry count")
+    if args.engine_refresh_retry != 3:
+        raise UsageError("--engine-refresh-retry is deprecated. Use --engine-failure-retry")
+    heartbeat = duration(args.heartbeat, "--heartbeat")
+    if heartbeat < 1:
+        raise UsageError("--heartbeat should be at least one second")
+    cluster_opts = key_values(args.cluster_opt, "--cluster-opt")
+    unknown = set(cluster_opts) - {"swarm.overcommit", "swarm.createretry"}
+    if unknown:
+        raise UsageError(f"unsupported cluster option: {sorted(unknown)[0]}")
+    try:
+        overcommit = float(cluster_opts.get("swarm.overcommit", "0.05"))
+    except ValueError:
+        raise UsageError(f"invalid swarm.overcommit: {cluster_opts['swarm.overcommit']}") from None
+    if overcommit <= -1:
+        raise UsageError(f"swarm.overcommit should be larger than -1, {overcommit:f} is invalid")
+    try:
+        scheduler = Scheduler(filters=args.filter, strategy=args.strategy, overcommit=overcommit)
+    except SchedulerError as exc:
+        raise UsageError(exc.message) from None
+    hosts = args.host or os.environ.get("SWARM_HOST", "tcp://127.0.0.1:2375").split(",")
+    for host in hosts:
+        _listen_target(host)
+    return ManageConfig(hosts=hosts, discovery=args.discovery,
+                        discovery_opts=key_values(args.discovery_opt, "--discovery-opt"),
+                        heartbeat=heartbeat, scheduler=scheduler,
+                        engine=EngineOptions(refresh_min, refresh_max, args.engine_failure_retry),
+                        cors=args.cors, advertise=args.advertise)
+
+
+def _listen_target(host: str) -> tuple[str, str | int]:
+    """`tcp://h:p`, `h:p`, `:p` or `unix:///path` -> ("tcp", (h, p)) / ("unix", path)."""
+    if host.startswith("unix://"):
+        return "unix", host[len("unix://"):]
+    rest = host.removeprefix("tcp://")
+    hostname, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"invalid listen address {host!r}: expected tcp://host:port or unix:///path")
+    return "tcp", (hostname or "0.0.0.0", int(port))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `shoal manage`."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="time=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+    try:
+        config = configure(args)
+        source = discovery.from_url(config.discovery, config.discovery_opts, config.heartbeat)
+    except (UsageError, discovery.DiscoveryError) as exc:
+        print(f"shoal manage: {exc}", file=sys.stderr)
+        return 1
+    return uvloop.run(serve(config, source))
+
+
+async def serve(config: ManageConfig, source: "discovery.Discovery") -> int:
+    """Run the API on every -H address until SIGTERM/SIGINT."""
+    cluster = Cluster(config.scheduler, config.engine)
+    await cluster.start()
+    runner = web.AppRunner(build_app(cluster, [["Role", "primary"]], cors=config.cors),
+                           handler_cancellation=True, access_log=None)
+    await runner.setup()
+    for host in config.hosts:
+        kind, target = _listen_target(host)
+        site = web.UnixSite(runner, target) if kind == "unix" else web.TCPSite(runner, *target)
+        await site.start()
+        log.info("listening on %s", host)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if config.advertise:
+        log.info("advertise=%s is used with --replication only", config.advertise)
+    follow = asyncio.create_task(_follow(source, cluster))
+    await stop.wait()
+    log.info("shutting down")
+    follow.cancel()
+    await asyncio.gather(follow, return_exceptions=True)
+    await runner.cleanup()
+    await cluster.close()
+    for host in config.hosts:
+        kind, target = _listen_target(host)
+        if kind == "unix":
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+    return 0
+
+
+async def _follow(source: "discovery.Discovery", cluster: Cluster) -> None:
+    """Apply every membership change from discovery to the cluster."""
+    async for addrs in source.watch():
+        log.info("discovery members=%d", len(addrs))
+        await cluster.set_members(addrs)

@@ -1,0 +1,58 @@
+"""`shoal manage` flags: classic Swarm's names, defaults and error texts."""
+from __future__ import annotations
+
+import pytest
+
+from manager.cmd import configure
+from shoal.cli import build_parser
+from shoal.flags import UsageError
+
+
+def parse(*argv: str):
+    return build_parser().parse_args(["manage", *argv])
+
+
+def test_defaults_follow_classic_swarm():
+    config = configure(parse("nodes://10.0.0.1:2375"))
+    assert config.hosts == ["tcp://127.0.0.1:2375"]
+    assert config.scheduler.strategy_name == "spread"
+    assert config.scheduler.filter_names == ["health", "port", "containerslots", "dependency",
+                                             "affinity", "constraint"]
+    assert (config.engine.refresh_min, config.engine.refresh_max, config.engine.failure_retry) == (30, 60, 3)
+    assert config.heartbeat == 60
+    assert (config.cors, config.advertise) == (False, None)
+
+
+def test_filters_replace_the_default_list_in_the_order_given():
+    config = configure(parse("-f", "constraint", "--filter", "health", "--strategy", "binpack", "a:1"))
+    assert config.scheduler.filter_names == ["constraint", "health"]
+    assert config.scheduler.strategy_name == "binpack"
+
+
+@pytest.mark.parametrize("argv, message", [
+    ((), "discovery required to manage a cluster. See 'shoal manage --help'."),
+    (("--engine-refresh-min-interval", "0s", "a:1"), "min refresh interval should be a positive number"),
+    (("--engine-refresh-min-interval", "10s", "--engine-refresh-max-interval", "5s", "a:1"),
+     "max refresh interval cannot be less than min refresh interval"),
+    (("--engine-failure-retry", "0", "a:1"), "invalid failure retry count"),
+    (("--engine-refresh-retry", "5", "a:1"), "--engine-refresh-retry is deprecated. Use --engine-failure-retry"),
+    (("--heartbeat", "500ms", "a:1"), "--heartbeat should be at least one second"),
+    (("--cluster-opt", "swarm.overcommit=-2", "a:1"), "swarm.overcommit should be larger than -1, -2.000000 is invalid"),
+    (("--cluster-opt", "swarm.nope=1", "a:1"), "unsupported cluster option: swarm.nope"),
+    (("--strategy", "best", "a:1"), "strategy not supported: best"),
+    (("-f", "magic", "a:1"), "filter not supported: magic"),
+    (("-H", "tcp://0.0.0.0:99999", "a:1"), "invalid listen address 'tcp://0.0.0.0:99999'"),
+    (("--engine-refresh-min-interval", "soon", "a:1"), "invalid value 'soon' for --engine-refresh-min-interval"),
+    (("--advertise", "10.0.0.1", "a:1"), "--advertise should be of the form ip:port or hostname:port"),
+    (("--cluster-opt", "swarm.overcommit", "a:1"), "invalid --cluster-opt 'swarm.overcommit': expected key=value"),
+])
+def test_bad_flags_are_refused_with_classic_messages(argv, message):
+    with pytest.raises(UsageError) as err:
+        configure(parse(*argv))
+    assert str(err.value).startswith(message)
+
+
+def test_version_flag(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == "shoal version 0.1.0\n"

@@ -1,0 +1,82 @@
+"""The routing table: every path shape the docker CLI sends reaches the right handler."""
+from __future__ import annotations
+
+import pytest
+
+from manager.api import containers as ctr
+from manager.api import images as img
+from manager.api import system as sysh
+from manager.api.routes import resolve, split_version
+from manager.errors import ApiError
+
+
+@pytest.mark.parametrize("raw, version, path", [
+    ("/v1.41/containers/json", "1.41", "/containers/json"),
+    ("/_ping", None, "/_ping"),
+    ("/v1.24/info", "1.24", "/info"),
+    ("/version", None, "/version"),
+])
+def test_version_prefix_is_optional(raw, version, path):
+    assert split_version(raw) == (version, path)
+
+
+@pytest.mark.parametrize("method, path, handler, args", [
+    ("HEAD", "/_ping", sysh.ping, {}),
+    ("GET", "/containers/json", ctr.ps, {}),
+    ("GET", "/containers/web/json", ctr.inspect, {"ref": "web"}),
+    ("GET", "/containers/node1/web/json", ctr.inspect, {"ref": "node1/web"}),
+    ("DELETE", "/containers/node1/web", ctr.remove, {"ref": "node1/web"}),
+    ("POST", "/containers/abc123/kill", ctr.act, {"ref": "abc123", "action": "kill"}),
+    ("POST", "/containers/abc123/wait", ctr.act, {"ref": "abc123", "action": "wait"}),
+    ("GET", "/containers/abc123/logs", ctr.forward, {"ref": "abc123"}),
+    ("HEAD", "/containers/abc123/archive", ctr.forward, {"ref": "abc123"}),
+    ("POST", "/exec/e1/start", ctr.exec_start, {"exec": "e1"}),
+    ("GET", "/images/127.0.0.1:5000/busybox/json", img.forward, {"image": "127.0.0.1:5000/busybox"}),
+    ("POST", "/images/127.0.0.1:5000/busybox/push", img.forward, {"image": "127.0.0.1:5000/busybox"}),
+    ("DELETE", "/images/127.0.0.1:5000/busybox:v1", img.remove, {"image": "127.0.0.1:5000/busybox:v1"}),
+    ("POST", "/images/busybox/tag", img.tag, {"image": "busybox"}),
+    ("POST", "/images/create", img.pull, {}),
+])
+def test_paths_reach_their_handler(method, path, handler, args):
+    found, groups = resolve(method, path)
+    assert found is handler
+    assert {k: v for k, v in groups.items() if v is not None} == args
+
+
+@pytest.mark.parametrize("method, path, status, message", [
+    ("GET", "/swarm", 501, "Shoal does not implement GET /swarm yet"),
+    ("GET", "/plugins", 501, "Shoal does not implement GET /plugins yet"),
+    ("PUT", "/containers/json", 501, "Shoal does not implement PUT /containers/json yet"),
+    ("GET", "/nonsense", 404, "page not found"),
+])
+def test_unknown_paths_get_a_clear_error(method, path, status, message):
+    with pytest.raises(ApiError) as err:
+        resolve(method, path)
+    assert (err.value.status, err.value.message) == (status, message)
+
+
+async def served(cors: bool):
+    """A test client for the app over a cluster with no engines."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from manager.api.routes import build_app
+    from manager.cluster.cluster import Cluster
+    from manager.cluster.engine import EngineOptions
+    from scheduler import Scheduler
+
+    return TestClient(TestServer(build_app(Cluster(Scheduler(), EngineOptions()), [], cors=cors)))
+
+
+async def test_cors_headers_and_preflight_only_when_asked():
+    async with await served(cors=True) as client:
+        preflight = await client.options("/v1.41/containers/json")
+        ping = await client.get("/_ping")
+        assert preflight.status == 200 and ping.status == 200
+        for resp in (preflight, ping):
+            assert resp.headers["Access-Control-Allow-Origin"] == "*"
+            assert "DELETE" in resp.headers["Access-Control-Allow-Methods"]
+    async with await served(cors=False) as client:
+        ping = await client.get("/_ping")
+        preflight = await client.options("/containers/json")
+        assert ping.status == 200 and "Access-Control-Allow-Origin" not in ping.headers
+        assert preflight.status == 501

@@ -1,0 +1,113 @@
+"""Strategies: spread, binpack, random, the classic scores, overcommit and capacity."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from scheduler import ContainerInfo, NoFit, Scheduler
+from tests.unit.scheduler.builders import make_node, make_spec
+
+GIB, MIB = 1 << 30, 1 << 20
+
+
+def busy(count: int, memory: int = 0, cpus: float = 0.0) -> tuple[ContainerInfo, ...]:
+    """`count` containers reserving `memory` bytes and `cpus` CPUs in all."""
+    return tuple(ContainerInfo(f"c{i}", memory=memory if i == 0 else 0, cpus=cpus if i == 0 else 0.0)
+                 for i in range(count))
+
+
+def first(strategy: str, spec, nodes, overcommit: float = 0.0, seed: int = 0) -> str:
+    return Scheduler(strategy=strategy, overcommit=overcommit, rng=random.Random(seed)).rank(spec, nodes)[0].name
+
+
+def equal_nodes(*counts: int, **fields) -> list:
+    return [make_node(f"n{i}", containers=busy(c), cpus=4, memory=4 * GIB, **fields) for i, c in enumerate(counts)]
+
+
+def test_without_reservations_spread_picks_fewest_and_binpack_most_containers():
+    nodes = equal_nodes(3, 1, 2)
+    assert first("spread", make_spec(), nodes) == "n1"
+    assert first("binpack", make_spec(), nodes) == "n0"
+    assert first("binpacking", make_spec(), nodes) == "n0"
+
+
+def test_scores_use_reservations_after_placement():
+    # n0: 3 GiB of 4 used by one container; n1: 1 GiB used by five containers
+    nodes = [make_node("n0", containers=busy(1, 3 * GIB), cpus=4, memory=4 * GIB),
+             make_node("n1", containers=busy(5, 1 * GIB), cpus=4, memory=4 * GIB)]
+    spec = make_spec(host={"Memory": 512 * MIB})
+    assert first("spread", spec, nodes) == "n1"  # lower memory % wins over container count
+    assert first("binpack", spec, nodes) == "n0"
+
+
+def test_cpu_and_memory_percentages_add_up():
+    # after placement n0 is at 50 % CPU + 12.5 % memory, n1 at 25 % CPU + 62.5 % memory
+    nodes = [make_node("n0", containers=busy(1, 0, 1.5), cpus=4, memory=4 * GIB),
+             make_node("n1", containers=busy(1, 2 * GIB, 0.5), cpus=4, memory=4 * GIB)]
+    spec = make_spec(host={"Memory": GIB // 2, "NanoCpus": 500_000_000})
+    assert first("spread", spec, nodes) == "n0"
+    assert first("binpack", spec, nodes) == "n1"
+
+
+def test_equal_scores_then_container_count_decides():
+    nodes = [make_node("few", containers=busy(1, GIB), cpus=4, memory=4 * GIB),
+             make_node("many", containers=busy(4, GIB), cpus=4, memory=4 * GIB)]
+    spec = make_spec(host={"Memory": GIB})
+    assert first("spread", spec, nodes) == "few"
+    assert first("binpack", spec, nodes) == "many"
+
+
+def test_health_weighs_in_like_classic():
+    nodes = [make_node("flaky", cpus=4, memory=4 * GIB, health=50), make_node("solid", containers=busy(5), cpus=4,
+                                                                           memory=4 * GIB, health=100)]
+    assert first("spread", make_spec(), nodes) == "solid"
+    assert first("binpack", make_spec(), nodes) == "solid"
+
+
+def test_remaining_ties_are_broken_at_random():
+    nodes = equal_nodes(0, 0, 0)
+    for strategy in ("spread", "binpack", "random"):
+        picks = {first(strategy, make_spec(), nodes, seed=seed) for seed in range(40)}
+        assert picks == {"n0", "n1", "n2"}, strategy
+
+
+def test_random_ignores_scores_but_not_capacity():
+    nodes = [make_node("full", containers=busy(1, 4 * GIB), cpus=4, memory=4 * GIB),
+             make_node("empty", cpus=4, memory=4 * GIB), make_node("busy", containers=busy(9), cpus=4, memory=4 * GIB)]
+    spec = make_spec(host={"Memory": GIB})
+    picks = {first("random", spec, nodes, seed=seed) for seed in range(40)}
+    assert picks == {"empty", "busy"}
+
+
+@pytest.mark.parametrize("strategy", ["spread", "binpack", "random"])
+def test_nodes_without_room_are_dropped(strategy):
+    nodes = [make_node("small", cpus=4, memory=GIB, containers=busy(1, GIB - 10 * MIB)),
+             make_node("big", cpus=4, memory=4 * GIB, containers=busy(1, 3 * GIB))]
+    spec = make_spec(host={"Memory": 64 * MIB})
+    ranked = Scheduler(strategy=strategy, overcommit=0).rank(spec, nodes)
+    assert [n.name for n in ranked] == ["big"]
+
+
+def test_overcommit_raises_totals():
+    node = make_node("n", cpus=2, memory=GIB, containers=busy(1, GIB))
+    spec = make_spec(host={"Memory": 50 * MIB})
+    with pytest.raises(NoFit):
+        Scheduler(overcommit=0).rank(spec, [node])
+    assert Scheduler(overcommit=0.05).rank(spec, [node]) == [node]  # 1 GiB * 1.05 = 1075 MiB
+    s = Scheduler(overcommit=0.05)
+    assert s.total_cpus(node) == pytest.approx(2.1)  # floats now: small machines gain too
+    assert s.total_memory(node) == int(GIB * 1.05)
+    assert Scheduler(overcommit=-0.5).total_memory(node) == GIB // 2
+
+
+def test_cpu_shares_reserve_fractions_of_a_cpu():
+    # the classic walkthrough: -c 512 is half a CPU, so a 1-CPU node takes exactly two
+    scheduler = Scheduler(overcommit=0)
+    spec = make_spec(host={"CpuShares": 512})
+    node = make_node("one-cpu", cpus=1, memory=GIB)
+    for i in range(2):
+        assert scheduler.rank(spec, [node]) == [node]
+        node = make_node("one-cpu", cpus=1, memory=GIB, containers=node.containers + (spec.as_container(f"p{i}"),))
+    with pytest.raises(NoFit, match="insufficient cpus"):
+        scheduler.rank(spec, [node])

@@ -1,9 +1,9 @@
 """Manager overhead on a real 3-node lab: the same API calls sent through Shoal and straight to
 one engine, interleaved, over keep-alive connections (no CLI start-up in the numbers).
 
-    python -m bench.proxy_overhead [--runs 200] [--run-runs 30]
+    python -m bench.proxy_overhead [--runs 200] [--run-runs 30] [--lab bench] [--subnet 10.213.60.0/24]
 
-Brings up its own lab (`bench`, 10.213.60.0/24) with a manager, measures, tears it down.
+Brings up its own lab (default `bench` on 10.213.60.0/24) with a manager, measures, tears it down.
 Last line: ps_ratio=A inspect_ratio=B info_ms=C run_ratio=D (ratios of medians, manager/direct).
 """
 from __future__ import annotations
@@ -89,9 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--run-runs", type=int, default=30)
+    parser.add_argument("--lab", default="bench", help="lab name (two runs at once need two)")
+    parser.add_argument("--subnet", default="10.213.60.0/24")
     args = parser.parse_args(argv)
     port = free_port()
-    spec = LabSpec(name="bench", nodes=3, subnet="10.213.60.0/24", manager_port=port)
+    spec = LabSpec(name=args.lab, nodes=3, subnet=args.subnet, manager_port=port)
     down(spec.name, spec.root)
     try:
         state = up(spec)

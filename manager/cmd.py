@@ -15,6 +15,7 @@ from aiohttp import web
 
 import discovery
 from discovery.addresses import is_host_port
+from manager.api.listener import ApiRunner
 from manager.api.routes import build_app
 from manager.cluster.cluster import Cluster
 from manager.cluster.engine import EngineOptions
@@ -143,8 +144,7 @@ async def serve(config: ManageConfig, source: "discovery.Discovery") -> int:
     """Run the API on every -H address until SIGTERM/SIGINT."""
     cluster = Cluster(config.scheduler, config.engine)
     await cluster.start()
-    runner = web.AppRunner(build_app(cluster, [["Role", "primary"]], cors=config.cors),
-                           handler_cancellation=True, access_log=None)
+    runner = ApiRunner(build_app(cluster, [["Role", "primary"]], cors=config.cors))
     await runner.setup()
     for host in config.hosts:
         kind, target = _listen_target(host)

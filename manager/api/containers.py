@@ -8,7 +8,8 @@ from aiohttp import web
 from manager.api import render
 from manager.api.call import Call, forget_container, refresh_all, refresh_container
 from manager.api.fanout import fan_out, prune as prune_everywhere
-from manager.api.jsonio import json_response, read_json
+from manager.api.jsonio import encode, json_response, read_model
+from manager.api.models import CreateBody, ExecCreateBody, ExecStartBody, UpdateBody
 from manager.api.proxy import hijack, proxy
 from manager.cluster.engine import Engine
 from manager.cluster.names import check_name
@@ -38,8 +39,8 @@ async def create(call: Call) -> web.Response:
     name = call.request.query.get("name") or None
     if name:
         name = check_name(name)
-    body = await read_json(call.request)
-    _, created = await call.cluster.create_container(body, name, call.request.headers.get("X-Registry-Auth"))
+    body = await read_model(call, CreateBody)
+    _, created = await call.cluster.create_container(body.raw, name, call.request.headers.get("X-Registry-Auth"))
     return json_response(created, 201)
 
 
@@ -50,9 +51,17 @@ async def inspect(call: Call) -> web.Response:
 
 
 async def act(call: Call) -> web.StreamResponse:
-    """start/stop/kill/restart/pause/unpause/update/wait: proxied, then the cache refreshed."""
+    """start/stop/kill/restart/pause/unpause/wait: proxied, then the cache refreshed."""
     engine, container, path = _target(call)
     return await proxy(call.request, engine, path, call.version, after=refresh_container(container["Id"]))
+
+
+async def update(call: Call) -> web.StreamResponse:
+    """`docker update`: the resources validated, proxied, then the cache refreshed."""
+    body = await read_model(call, UpdateBody)
+    engine, container, path = _target(call)
+    return await proxy(call.request, engine, path, call.version, body=encode(body.raw),
+                       after=refresh_container(container["Id"]))
 
 
 async def rename(call: Call) -> web.StreamResponse:
@@ -72,7 +81,7 @@ async def remove(call: Call) -> web.StreamResponse:
 async def attach(call: Call) -> web.StreamResponse:
     engine, _, path = _target(call)
     if _is_upgrade(call.request):
-        return await hijack(call.request, engine, path, call.version)
+        return await hijack(call.request, engine, path, call.version, b"")
     return await proxy(call.request, engine, path, call.version)
 
 
@@ -90,7 +99,8 @@ async def prune(call: Call) -> web.Response:
 # ---- exec ----------------------------------------------------------------------------------------
 async def exec_create(call: Call) -> web.Response:
     engine, container, path = _target(call)
-    status, body = await engine.call("POST", path, body=await read_json(call.request))
+    request = await read_model(call, ExecCreateBody)
+    status, body = await engine.call("POST", path, body=request.raw)
     if status != 201:
         raise engine_error(status, body)
     call.cluster.remember_exec(body["Id"], engine)
@@ -115,10 +125,11 @@ async def _exec_engine(call: Call) -> Engine:
 
 
 async def exec_start(call: Call) -> web.StreamResponse:
+    body = encode((await read_model(call, ExecStartBody)).raw)
     engine = await _exec_engine(call)
     if _is_upgrade(call.request):
-        return await hijack(call.request, engine, call.path, call.version)
-    return await proxy(call.request, engine, call.path, call.version)
+        return await hijack(call.request, engine, call.path, call.version, body)
+    return await proxy(call.request, engine, call.path, call.version, body=body)
 
 
 async def exec_forward(call: Call) -> web.StreamResponse:

@@ -9,7 +9,8 @@ from aiohttp import web
 
 from manager.api.call import Call, refresh_images
 from manager.api.fanout import fan_out_stream, prune as prune_everywhere, send_each, successes
-from manager.api.jsonio import encode, json_object, json_response, parse_filters
+from manager.api.jsonio import encode, json_response, parse_filters
+from manager.api.models import BuildQuery, validate
 from manager.api.proxy import proxy
 from manager.cluster import images as cluster_images
 from manager.cluster.engine import Engine
@@ -89,7 +90,7 @@ async def build(call: Call) -> web.StreamResponse:
     """`docker build` on one node picked by the scheduler; `--build-arg constraint:k==v` and
     `affinity:` build args steer it (and are not passed to the build)."""
     query = dict(call.request.query)
-    args = json_object(query.get("buildargs") or "{}", "invalid buildargs")
+    args = validate(BuildQuery, query, "invalid build parameters").buildargs or {}
     rules = [f"{k}={v}" for k, v in args.items() if k.startswith(RULE_PREFIXES)]
     query["buildargs"] = json.dumps({k: v for k, v in args.items() if not k.startswith(RULE_PREFIXES)})
     engine = call.cluster.best_engine(ContainerSpec.from_create_body({"Env": rules}))

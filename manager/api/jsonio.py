@@ -1,11 +1,22 @@
-"""JSON in and out of the API: request bodies and filters read, answers written as dockerd writes them."""
+"""JSON in and out of the API: request bodies read and validated, filters parsed, answers written as
+dockerd writes them.
+
+Every handler that reads a body does it with `body = await read_model(call, SomeBody)` (models in
+manager.api.models): size-limited, decoded, validated, or a 4xx naming what is wrong.
+"""
 from __future__ import annotations
 
 import json
+from typing import TypeVar
 
 from aiohttp import web
 
+from manager.api.call import Call
+from manager.api.models import Body, Filters, validate
 from manager.errors import ApiError
+
+MAX_BODY = 2 * 1024 * 1024  # JSON bodies; streamed ones (build contexts, archives, load, import) are not read
+B = TypeVar("B", bound=Body)
 
 
 def encode(obj: object) -> bytes:
@@ -13,28 +24,56 @@ def encode(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode(raw: str | bytes, what: str) -> object:
+    """Strict JSON (no NaN or Infinity, as Go's decoder); otherwise a 400 that starts with `what`."""
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ApiError(400, f"{what}: {reason}") from None
+
+
 def json_object(raw: str | bytes, what: str) -> dict:
     """Decode JSON that must be an object; otherwise a 400 that starts with `what`."""
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(400, f"{what}: {exc}") from None
+    data = decode(raw, what)
     if not isinstance(data, dict):
         raise ApiError(400, f"{what}: expected a JSON object")
     return data
 
 
-async def read_json(request: web.Request) -> dict:
-    """The request body as a JSON object ({} when empty); 400 when it is not one."""
-    raw = await request.read()
-    return json_object(raw, "invalid JSON in request body") if raw.strip() else {}
+async def read_body(call: Call) -> bytes:
+    """The whole request body; 413 when it is over MAX_BODY."""
+    length = call.request.content_length
+    if length is not None and length > MAX_BODY:
+        raise _too_large(length)
+    try:
+        return await call.request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large(None) from None
+
+
+def _too_large(length: int | None) -> ApiError:
+    size = f" ({length} bytes)" if length is not None else ""
+    return ApiError(413, f"request body too large{size}: the limit is {MAX_BODY // (1024 * 1024)} MiB")
+
+
+async def read_model(call: Call, model: type[B]) -> B:
+    """The request body validated as `model` (an empty body is `{}`); `.raw` is the JSON object."""
+    raw = await read_body(call)
+    data = json_object(raw, "invalid JSON in request body") if raw.strip() else {}
+    return validate(model, data, "invalid request body")
 
 
 def parse_filters(raw: str | None) -> dict[str, list[str]]:
     """`{"label":{"a=b":true}}` and `{"label":["a=b"]}` both become `{"label": ["a=b"]}`."""
     if not raw:
         return {}
-    return {k: list(v) for k, v in json_object(raw, f"invalid filter '{raw}'").items()}
+    what = f"invalid filter '{raw if len(raw) <= 100 else raw[:97] + '...'}'"
+    return validate(Filters, decode(raw, what), what).values()
 
 
 def json_response(obj: object, status: int = 200) -> web.Response:

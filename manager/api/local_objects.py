@@ -10,7 +10,8 @@ from aiohttp import web
 
 from manager.api.call import Call
 from manager.api.fanout import prune as prune_everywhere, send_each, successes
-from manager.api.jsonio import encode, json_response, read_json
+from manager.api.jsonio import encode, json_response, read_model
+from manager.api.models import Body
 from manager.cluster.engine import Engine
 from manager.errors import ApiError
 
@@ -29,11 +30,13 @@ async def listed(call: Call) -> list[tuple[Engine, object]]:
 
 @dataclass(frozen=True)
 class Kind:
-    """The routes networks and volumes share; `missing` is dockerd's 404 text with `{}` for the name."""
+    """The routes networks and volumes share; `missing` is dockerd's 404 text with `{}` for the name;
+    `model` validates a create body."""
 
     path: str
     missing: str
     deleted_key: str
+    model: type[Body]
     name_required: bool
 
     async def holders(self, call: Call) -> tuple[list[tuple[Engine, dict]], str]:
@@ -60,7 +63,7 @@ class Kind:
     async def create(self, call: Call) -> web.Response:
         """Created on every healthy node (or on the one a `node/` prefix names), same name everywhere;
         the first node's answer."""
-        body = await read_json(call.request)
+        body = (await read_model(call, self.model)).raw
         engine, name = call.cluster.split_node(body.get("Name") or "")
         if not name and self.name_required:
             raise ApiError(400, f"{self.path.rstrip('s')} name is required")

@@ -5,10 +5,12 @@ from aiohttp import web
 
 from manager.api import local_objects
 from manager.api.call import Call, refresh_container
-from manager.api.jsonio import encode, json_response, read_json
+from manager.api.jsonio import encode, json_response, read_model
+from manager.api.models import NetworkConnectBody, NetworkCreateBody
 from manager.api.proxy import proxy
 
-NETWORKS = local_objects.Kind("networks", "network {} not found", "NetworksDeleted", name_required=True)
+NETWORKS = local_objects.Kind("networks", "network {} not found", "NetworksDeleted", NetworkCreateBody,
+                              name_required=True)
 inspect, remove, create, prune = NETWORKS.inspect, NETWORKS.remove, NETWORKS.create, NETWORKS.prune
 
 
@@ -23,9 +25,9 @@ async def listing(call: Call) -> web.Response:
 
 async def attach(call: Call) -> web.StreamResponse:
     """`docker network connect|disconnect`: on the node of the container named in the body."""
-    body = await read_json(call.request)
-    engine, container = call.cluster.find_container(str(body.get("Container", "")))
+    body = await read_model(call, NetworkConnectBody)
+    engine, container = call.cluster.find_container(body.Container)
     _, name = call.cluster.split_node(call.args["name"])
-    body["Container"] = container["Id"]
     return await proxy(call.request, engine, f"/networks/{name}/{call.args['action']}", call.version,
-                       body=encode(body), after=refresh_container(container["Id"]))
+                       body=encode(dict(body.raw, Container=container["Id"])),
+                       after=refresh_container(container["Id"]))

@@ -113,10 +113,10 @@ class _ClientSide(asyncio.Protocol):
         self.writer.close()
 
 
-async def hijack(request: web.Request, engine: Engine, path: str,
-                 version: str | None) -> web.StreamResponse:
-    """Attach / exec start: upgrade both connections to raw byte pipes and relay both ways."""
-    body = await request.read()
+async def hijack(request: web.Request, engine: Engine, path: str, version: str | None,
+                 body: bytes) -> web.StreamResponse:
+    """Attach / exec start (`body`, already read): upgrade both connections to raw byte pipes and
+    relay both ways."""
     try:
         reader, writer = await asyncio.open_connection(engine.ip, engine.port)
     except CONNECTION_ERRORS as exc:

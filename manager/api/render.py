@@ -102,7 +102,7 @@ def list_containers(cluster: Cluster, query) -> bytes:
     for status in filters.get("status", []):
         if status not in STATUSES:
             raise ApiError(400, f"invalid filter 'status={status}'")
-    limit = int(query.get("limit") or -1) if (query.get("limit") or "-1").lstrip("-").isdigit() else -1
+    limit = _limit(query.get("limit"))
     everything = _truthy(query.get("all")) or limit > 0 or "exited" in filters or any(
         s != "running" for s in filters.get("status", []))
     checks = _checks(filters)
@@ -126,6 +126,15 @@ def _summary_json(engine: Engine, c: dict, now: float) -> bytes:
         c["Id"], "ps", lambda c: (encode(_summary_base(engine, c))[:-1], state_times(c["State"])))
     status = status_text(c["State"], now, times) if engine.healthy else "Host Down"
     return head + b',"Status":' + json.dumps(status).encode() + b"}"
+
+
+def _limit(value: str | None) -> int:
+    """The `limit` parameter of `docker ps -n` (-1 when absent)."""
+    if not value:
+        return -1
+    if not re.fullmatch(r"-?[0-9]{1,18}", value):
+        raise ApiError(400, f"invalid value for limit: {value[:50]!r}: expected an integer")
+    return int(value)
 
 
 ContainerCheck = Callable[[Engine, dict], bool]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 
 from aiohttp import web
 
@@ -12,7 +13,7 @@ from manager.api import networks as net
 from manager.api import system as sysh
 from manager.api import volumes as vol
 from manager.api.call import Call, Handler
-from manager.api.jsonio import error_response
+from manager.api.jsonio import MAX_BODY, error_response
 from manager.cluster.cluster import Cluster
 from manager.errors import ApiError
 from scheduler import NoFit, SchedulerError
@@ -33,8 +34,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", r"/containers/create", ctr.create),
     ("POST", r"/containers/prune", ctr.prune),
     ("GET", rf"/containers/{REF}/json", ctr.inspect),
-    ("POST", rf"/containers/{REF}/(?P<action>start|stop|kill|restart|pause|unpause|update|wait)",
-     ctr.act),
+    ("POST", rf"/containers/{REF}/(?P<action>start|stop|kill|restart|pause|unpause|wait)", ctr.act),
+    ("POST", rf"/containers/{REF}/update", ctr.update),
     ("POST", rf"/containers/{REF}/rename", ctr.rename),
     ("DELETE", rf"/containers/{REF}", ctr.remove),
     ("POST", rf"/containers/{REF}/attach", ctr.attach),
@@ -121,9 +122,12 @@ def build_app(cluster: Cluster, role_rows: list[list[str]], cors: bool = False) 
             return error_response(400, exc.message)
         except (ConnectionResetError, web.HTTPException):
             raise
-        except Exception as exc:  # never a traceback to the client, never a dead manager
-            log.exception("handler failed method=%s path=%s", request.method, path)
-            return error_response(500, f"internal error in Shoal: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug: never a traceback to the client, never a dead manager
+            request_id = secrets.token_hex(6)
+            log.error("internal error request_id=%s method=%s path=%s error=%r", request_id,
+                      request.method, path, exc, exc_info=exc)
+            return error_response(500, f"internal error in Shoal (request ID {request_id}, a bug: please "
+                                       f"report it): {type(exc).__name__}: {exc}")
 
     async def api_headers(request: web.Request, response: web.StreamResponse) -> None:
         if response.status != 101:
@@ -133,7 +137,7 @@ def build_app(cluster: Cluster, role_rows: list[list[str]], cors: bool = False) 
             if cors:
                 response.headers.update(CORS_HEADERS)
 
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app = web.Application(client_max_size=MAX_BODY)
     app.on_response_prepare.append(api_headers)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

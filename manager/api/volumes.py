@@ -6,8 +6,10 @@ from aiohttp import web
 from manager.api import local_objects
 from manager.api.call import Call
 from manager.api.jsonio import json_response
+from manager.api.models import VolumeCreateBody
 
-VOLUMES = local_objects.Kind("volumes", "get {}: no such volume", "VolumesDeleted", name_required=False)
+VOLUMES = local_objects.Kind("volumes", "get {}: no such volume", "VolumesDeleted", VolumeCreateBody,
+                             name_required=False)
 inspect, remove, create, prune = VOLUMES.inspect, VOLUMES.remove, VOLUMES.create, VOLUMES.prune
 
 

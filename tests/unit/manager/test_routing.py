@@ -28,6 +28,7 @@ def test_version_prefix_is_optional(raw, version, path):
     ("DELETE", "/containers/node1/web", ctr.remove, {"ref": "node1/web"}),
     ("POST", "/containers/abc123/kill", ctr.act, {"ref": "abc123", "action": "kill"}),
     ("POST", "/containers/abc123/wait", ctr.act, {"ref": "abc123", "action": "wait"}),
+    ("POST", "/containers/abc123/update", ctr.update, {"ref": "abc123"}),
     ("GET", "/containers/abc123/logs", ctr.forward, {"ref": "abc123"}),
     ("HEAD", "/containers/abc123/archive", ctr.forward, {"ref": "abc123"}),
     ("POST", "/exec/e1/start", ctr.exec_start, {"exec": "e1"}),

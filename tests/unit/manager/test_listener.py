@@ -1,0 +1,132 @@
+"""The API listener on a real socket (a cluster with no engines): size limits answered with their
+own statuses in dockerd's JSON shape, slow senders cut off, the catch-all 500 logged with an ID."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+
+from manager.api import listener, render
+from manager.api.jsonio import MAX_BODY
+from manager.api.routes import build_app
+from manager.cluster.cluster import Cluster
+from manager.cluster.engine import EngineOptions
+from scheduler import Scheduler
+from lab.procs import free_port
+
+
+@pytest.fixture
+async def api():
+    """(host, port) of a manager API with no engines, served by the real runner."""
+    cluster = Cluster(Scheduler(), EngineOptions())
+    await cluster.start()
+    runner = listener.ApiRunner(build_app(cluster, []))
+    await runner.setup()
+    port = free_port()
+    await listener.web.TCPSite(runner, "127.0.0.1", port).start()
+    yield "127.0.0.1", port
+    await runner.cleanup()
+    await cluster.close()
+
+
+async def exchange(addr, data: bytes, timeout: float = 5.0) -> tuple[int, dict]:
+    """Send raw bytes, read until the server closes or answers; (status, JSON body)."""
+    reader, writer = await asyncio.open_connection(*addr)
+    try:
+        writer.write(data)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")))
+        body = await asyncio.wait_for(reader.readexactly(length), timeout)
+        return int(head.split()[1]), json.loads(body)
+    finally:
+        writer.close()
+
+
+async def test_a_long_url_is_414(api):
+    path = "/containers/json?filters=" + "x" * listener.MAX_REQUEST_LINE
+    status, body = await exchange(api, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert (status, body) == (414, {"message": f"request URI too long: the limit is {listener.MAX_REQUEST_LINE} bytes"})
+
+
+async def test_a_big_header_is_431(api):
+    status, body = await exchange(api, b"GET /_ping HTTP/1.1\r\nX-Registry-Auth: " +
+                                  b"a" * listener.MAX_HEADER + b"\r\n\r\n")
+    assert status == 431 and body["message"].startswith("request header too large")
+
+
+async def test_too_many_headers_is_431(api):
+    headers = "".join(f"X-H{i}: v\r\n" for i in range(listener.MAX_HEADERS + 1))
+    status, body = await exchange(api, f"GET /_ping HTTP/1.1\r\n{headers}\r\n".encode())
+    assert (status, body) == (431, {"message": f"too many request headers: the limit is {listener.MAX_HEADERS}"})
+
+
+async def test_a_header_under_the_limit_is_fine(api):
+    status, _ = await exchange(api, b"GET /version HTTP/1.1\r\nHost: x\r\nX-Registry-Auth: " + b"a" * 20000 + b"\r\n\r\n")
+    assert status == 200
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_body_over_the_limit_is_413(api, chunked):
+    body = b"{" + b" " * MAX_BODY + b"}"
+    if chunked:
+        framing = b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    else:
+        framing = b"Content-Length: %d\r\n\r\n" % len(body) + body
+    status, answer = await exchange(api, b"POST /containers/create HTTP/1.1\r\nHost: x\r\n" + framing)
+    assert status == 413 and answer["message"].startswith("request body too large")
+    assert answer["message"].endswith("the limit is 2 MiB")
+
+
+async def test_a_malformed_request_gets_a_json_400(api):
+    status, body = await exchange(api, b"GET /_ping HTTP/1.1\r\nBad Header\r\n\r\n")
+    assert status == 400 and body["message"].startswith("bad HTTP request")
+
+
+async def test_slow_headers_are_cut_off(api, monkeypatch):
+    monkeypatch.setattr(listener, "HEADER_TIMEOUT", 0.5)
+    reader, writer = await asyncio.open_connection(*api)
+    writer.write(b"GET /_ping HTTP/1.1\r\n")  # ...and the rest never comes
+    answer = await asyncio.wait_for(reader.read(), 3)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b'{"message":"request headers not received within 0.5s"}' in answer
+    writer.close()
+
+
+async def test_a_silent_connection_is_cut_off_too(api, monkeypatch):
+    monkeypatch.setattr(listener, "HEADER_TIMEOUT", 0.5)
+    reader, writer = await asyncio.open_connection(*api)
+    assert (await asyncio.wait_for(reader.read(), 3)).startswith(b"HTTP/1.1 408 ")
+    writer.close()
+
+
+async def test_a_slow_body_or_a_kept_alive_connection_is_not_cut(api, monkeypatch):
+    monkeypatch.setattr(listener, "HEADER_TIMEOUT", 0.5)
+    reader, writer = await asyncio.open_connection(*api)
+    writer.write(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.readuntil(b"\r\n\r\n")
+    await asyncio.sleep(1.0)  # idle between requests: only the keep-alive timeout applies
+    body = b'{"Name": 5}'
+    writer.write(b"POST /volumes/create HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{" % len(body))
+    await asyncio.sleep(1.0)  # the head is in: a slow body is not a slow head
+    writer.write(body[1:])
+    status_line = b""
+    while not status_line.startswith(b"HTTP/1.1 400"):
+        status_line = await asyncio.wait_for(reader.readline(), 3)
+    writer.close()
+
+
+async def test_the_catch_all_500_carries_a_request_id_that_is_logged(api, monkeypatch, caplog):
+    def broken():
+        raise KeyError("Version")
+
+    monkeypatch.setattr(render, "version", broken)
+    with caplog.at_level(logging.ERROR, logger="shoal.api"):
+        status, body = await exchange(api, b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 500
+    request_id = body["message"].split("request ID ")[1].split(",")[0]
+    assert len(request_id) == 12
+    assert body["message"].endswith("KeyError: 'Version'")
+    assert f"internal error request_id={request_id} method=GET path=/version" in caplog.text

@@ -1,9 +1,10 @@
-"""`shoal lab up | down | status`: the lab from the command line."""
+"""`shoal lab up | down | status | image`: the lab from the command line."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from lab.image import build_and_push
 from lab.lifecycle import down, status, up
 from lab.procs import LabError, progress
 from lab.state import DEFAULT_ROOT, LabSpec, load
@@ -59,8 +60,22 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0 if all(ok for _, _, ok in rows) else 1
 
 
+def _cmd_image(args: argparse.Namespace) -> int:
+    """`lab image`: build Shoal's image offline on node1 and push it to the lab registry."""
+    state = load(args.name, args.dir)
+    if state is None or not state.registry:
+        progress("failed", lab=args.name, error="needs a lab that is up with --registry")
+        return 1
+    try:
+        print(build_and_push(state.engines[0], state.registry, Path(state.dir) / "image"))
+    except LabError as err:
+        progress("failed", lab=args.name, error=err)
+        return 1
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `lab up | down | status` to the shoal command line."""
+    """Add `lab up | down | status | image` to the shoal command line."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--name", default="shoal", help="lab name (default: shoal)")
     common.add_argument("--dir", type=Path, default=DEFAULT_ROOT, help=f"state root (default: {DEFAULT_ROOT})")
@@ -72,8 +87,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="an engine label, e.g. node3:size=xxl (repeatable)")
     up_p.add_argument("--subnet", default="10.213.0.0/24", help="lab subnet: bridge .1, nodes .11+")
     up_p.add_argument("--registry", action="store_true", help="a registry on <bridge>:5000")
-    up_p.add_argument("--etcd", action="store_true", help="an etcd on 127.0.0.1")
+    up_p.add_argument("--etcd", action="store_true", help="an etcd on 127.0.0.1 and the bridge")
     up_p.add_argument("--manager", type=int, metavar="PORT", help="also start a manager on this port")
     up_p.set_defaults(func=_cmd_up)
     actions.add_parser("down", parents=[common], help="remove the lab").set_defaults(func=_cmd_down)
     actions.add_parser("status", parents=[common], help="show the lab").set_defaults(func=_cmd_status)
+    actions.add_parser("image", parents=[common], help="build Shoal's image offline on node1 and push it "
+                       "to the lab registry").set_defaults(func=_cmd_image)

@@ -14,6 +14,7 @@ import sys
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote, urlencode
 
 from lab.procs import LabError, Proc, run, spawn
@@ -47,7 +48,7 @@ class Host:
         return f"{self.ip}:{ENGINE_PORT}"
 
 
-def api(addr: str, method: str, path: str, body: bytes | None = None,
+def api(addr: str, method: str, path: str, body: bytes | BinaryIO | None = None,
         headers: dict[str, str] | None = None, timeout: float = 30.0) -> tuple[int, bytes]:
     """One plain HTTP request to `addr` ("host:port"): (status, whole body)."""
     host, port = addr.rsplit(":", 1)
@@ -70,11 +71,11 @@ def answers(addr: str, path: str = "/_ping") -> bool:
         return False
 
 
-def api_checked(addr: str, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> bytes:
+def api_checked(addr: str, method: str, path: str, body: bytes | BinaryIO | None = None,
+                headers: dict[str, str] | None = None, timeout: float = 30.0) -> bytes:
     """A request that must succeed: raise LabError on an HTTP error status or on an
-    `{"error": ...}` message in a streamed JSON reply (import, push)."""
-    status, data = api(addr, method, path, body, headers)
+    `{"error": ...}` message in a streamed JSON reply (import, build, push)."""
+    status, data = api(addr, method, path, body, headers, timeout)
     errors = [m["error"] for m in _json_lines(data) if isinstance(m, dict) and m.get("error")]
     if status >= 300 or errors:
         raise LabError(f"{method} {path} on {addr}: {status} {errors or data[:300]!r}")
@@ -162,10 +163,16 @@ def remove_containers(addr: str) -> int:
 def seed_registry(addr: str, registry: str) -> None:
     """Push busybox from engine `addr` to `registry`, then drop that tag from the engine."""
     repo = f"{registry}/busybox"
-    auth = {"X-Registry-Auth": base64.urlsafe_b64encode(b"{}").decode()}
     api_checked(addr, "POST", f"/images/busybox:latest/tag?repo={quote(repo)}&tag=latest")
-    api_checked(addr, "POST", f"/images/{repo}/push?tag=latest", headers=auth)
+    push_image(addr, f"{repo}:latest")
     api_checked(addr, "DELETE", f"/images/{repo}:latest")
+
+
+def push_image(addr: str, ref: str) -> None:
+    """`docker push <ref>` from engine `addr` (a lab registry needs no credentials)."""
+    repo, _, tag = ref.rpartition(":")
+    auth = {"X-Registry-Auth": base64.urlsafe_b64encode(b"{}").decode()}
+    api_checked(addr, "POST", f"/images/{repo}/push?tag={quote(tag)}", headers=auth, timeout=120.0)
 
 
 def start_registry(home: Path, bridge_ip: str) -> tuple[Proc, str]:

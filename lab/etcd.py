@@ -1,4 +1,5 @@
-"""One etcd member (Debian's etcd-server) on free 127.0.0.1 ports: for the lab, the tests and the benches."""
+"""One etcd member (Debian's etcd-server) on free 127.0.0.1 ports (and, for the lab, on its bridge
+address too, so containers on the lab's nodes reach it): for the lab, the tests and the benches."""
 from __future__ import annotations
 
 import contextlib
@@ -20,11 +21,12 @@ class EtcdServer:
     """A single-member etcd with its own data dir; start/stop/restart by PID on the same ports and data."""
 
     def __init__(self, data_dir: str | Path | None = None, name: str = "shoal",
-                 tls: TlsPaths | None = None) -> None:
+                 tls: TlsPaths | None = None, also_on: tuple[str, ...] = ()) -> None:
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="shoal-etcd-"))
         self.name = name
         self.client_port, self.peer_port = free_ports(2)
         self.tls = tls
+        self.also_on = also_on  # more addresses to serve clients on, same port
         self.proc: Proc | None = None
 
     def __enter__(self) -> EtcdServer:
@@ -42,7 +44,8 @@ class EtcdServer:
     def spawn(self) -> Proc:
         """Start etcd without waiting for it (see `wait_ready`)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        client_url = f"{'http' if self.tls is None else 'https'}://{self.endpoint}"
+        scheme = "http" if self.tls is None else "https"
+        client_url = ",".join(f"{scheme}://{host}:{self.client_port}" for host in ("127.0.0.1", *self.also_on))
         peer_url = f"http://127.0.0.1:{self.peer_port}"
         tls_flags = [] if self.tls is None else [
             "--cert-file", self.tls.server_cert, "--key-file", self.tls.server_key,

@@ -10,7 +10,8 @@ dockerd has its own data-root (`<dir>/<lab>/nodeK/data`), a short exec-root
 (so every engine has its own ID) and whose `insecure-registries` holds the lab registry.
 A `busybox:latest` image (the busybox-static binary plus applet symlinks, CMD ["sh"]) is
 imported offline into every engine. Optional: Debian's docker-registry on <bridge>:5000,
-seeded with busybox; a single-member etcd on free loopback ports; a manager (and, with
+seeded with busybox; a single-member etcd on a free port of loopback and of the bridge (containers
+on the nodes reach it there); a manager (and, with
 etcd, one agent per node) spawned from this repository.
 
 Checked on the dev machine (kernel 6.18, cgroup v1 hybrid, ext4 root, iptables-nft,
@@ -81,7 +82,7 @@ def _start_aux(state: LabState, spec: LabSpec) -> EtcdServer | None:
     if spec.registry:
         state.procs["registry"], state.registry = start_registry(Path(state.dir) / "registry", state.bridge_ip)
     if spec.etcd:
-        etcd = EtcdServer(Path(state.dir) / "etcd", f"shoal-{state.name}")
+        etcd = EtcdServer(Path(state.dir) / "etcd", f"shoal-{state.name}", also_on=(state.bridge_ip,))
         state.procs["etcd"], state.etcd = etcd.spawn(), etcd.endpoint
     state.save()
     return etcd

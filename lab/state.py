@@ -51,6 +51,11 @@ class LabState:
         return [n.engine for n in self.nodes]
 
     @property
+    def etcd_for_nodes(self) -> str | None:
+        """etcd's address as the nodes (and their containers) reach it: on the bridge."""
+        return self.etcd and f"{self.bridge_ip}:{self.etcd.rsplit(':', 1)[1]}"
+
+    @property
     def names(self) -> list[str]:
         """Node (and engine host) names."""
         return [n.name for n in self.nodes]

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(docker.io etcd-server busybox-static docker-compose iproute2 iptables docker-registry
-              python3-venv python3-pip make openssl)
+              python3-venv python3-pip make openssl debootstrap chromium chromium-driver)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -218,6 +218,29 @@ class ConstraintFilter(Filter):
         return Rule(Reason(f"constraint {e}", detail), test)
 
 
+class NetworkFilter(Filter):
+    """A container goes where every network it joins is: a node-local network (`node/name`) on
+    its node only, a cluster-wide one on the nodes that reach it."""
+
+    name = "network"
+
+    def describe(self, spec: ContainerSpec) -> list[str]:
+        return [f"network {ref}" for ref in spec.networks]
+
+    def rules(self, spec: ContainerSpec) -> list[Rule]:
+        return [self._rule(ref) for ref in spec.networks]
+
+    @staticmethod
+    def _rule(ref: str) -> Rule:
+        where = ref.partition("/")[0] if "/" in ref else ""
+
+        def detail(node: Node) -> str:
+            return f"only {where} has it" if where else "node does not reach it"
+
+        return Rule(Reason(f"network {ref}", detail), lambda nodes: [ref in n.networks for n in nodes])
+
+
 FILTERS: dict[str, type[Filter]] = {f.name: f for f in (
-    HealthFilter, PortFilter, ContainerSlotsFilter, DependencyFilter, AffinityFilter, ConstraintFilter)}
-DEFAULT_FILTERS = ("health", "port", "containerslots", "dependency", "affinity", "constraint")
+    HealthFilter, PortFilter, ContainerSlotsFilter, DependencyFilter, AffinityFilter, ConstraintFilter,
+    NetworkFilter)}
+DEFAULT_FILTERS = ("health", "port", "containerslots", "dependency", "affinity", "constraint", "network")

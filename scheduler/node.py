@@ -50,6 +50,8 @@ class Node:
     `health` is classic Swarm's health indicator: 100 when the engine is healthy with no
     failed calls, lower with recent failures, 0 when it is not healthy.
     `cpus` / `memory` are the engine's real totals, before overcommit.
+    `networks` are the networks a container here can join: `<node name>/<name>` for each of the
+    node's own (local-scope) networks, the plain name of each cluster-wide one it reaches.
     """
 
     id: str
@@ -61,6 +63,7 @@ class Node:
     memory: int = 0
     containers: tuple[ContainerInfo, ...] = ()
     images: tuple[ImageInfo, ...] = ()
+    networks: frozenset[str] = frozenset()
 
     @property
     def healthy(self) -> bool:

@@ -18,6 +18,19 @@ RULE_LABELS = {
     "reschedule": "com.docker.swarm.reschedule-policies",
 }
 RESCHEDULE_POLICIES = ("off", "on-node-failure")
+# Network modes every engine has: joining one says nothing about where the container goes.
+BUILTIN_NETWORKS = frozenset({"", "default", "bridge", "host", "none"})
+
+
+def network_refs(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """The networks a create body joins (`HostConfig.NetworkMode` and the keys of
+    `NetworkingConfig.EndpointsConfig`), as written, without the builtin modes every node has."""
+    mode = (body.get("HostConfig") or {}).get("NetworkMode") or ""
+    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    refs = [mode, *endpoints] if isinstance(endpoints, Mapping) else [mode]
+    wanted = [r for r in refs if isinstance(r, str) and r not in BUILTIN_NETWORKS
+              and not r.startswith("container:")]
+    return tuple(dict.fromkeys(wanted))
 
 
 @dataclass(frozen=True)
@@ -25,7 +38,9 @@ class ContainerSpec:
     """What the scheduler needs to know about a container to place.
 
     `labels` are the body's labels with the merged rule arrays written back; `env` is the
-    body's Env without `constraint:` / `affinity:` / `reschedule:` entries.
+    body's Env without `constraint:` / `affinity:` / `reschedule:` entries. `networks` are the
+    networks it joins, as the body names them; the manager replaces them by the references its
+    nodes list (`node/name` for a node-local network, the plain name for a cluster-wide one).
     """
 
     body: Mapping[str, Any]
@@ -42,12 +57,13 @@ class ContainerSpec:
     network_mode: str = "default"
     links: tuple[str, ...] = ()
     volumes_from: tuple[str, ...] = ()
+    networks: tuple[str, ...] = ()
 
     @classmethod
     def from_create_body(cls, body: Mapping[str, Any], name: str | None = None) -> ContainerSpec:
         """Parse a create body; raises SpecError / ExprError on rules it cannot accept."""
         labels = dict(body.get("Labels") or {})
-        rules = {kind: _label_rules(labels, label) for kind, label in RULE_LABELS.items()}
+        rules = {kind: label_rules(labels, label) for kind, label in RULE_LABELS.items()}
         env = []
         for entry in body.get("Env") or ():
             kind, sep, rule = entry.partition(":") if isinstance(entry, str) else ("", "", "")
@@ -92,6 +108,7 @@ class ContainerSpec:
             network_mode=host.get("NetworkMode") or "default",
             links=tuple(host.get("Links") or ()),
             volumes_from=tuple(host.get("VolumesFrom") or ()),
+            networks=network_refs(body),
         )
 
     @property
@@ -121,7 +138,7 @@ class ContainerSpec:
             exposed_ports=self.exposed_ports, cpus=self.cpus, memory=self.memory)
 
 
-def _label_rules(labels: Mapping[str, str], label: str) -> list[str]:
+def label_rules(labels: Mapping[str, str], label: str) -> list[str]:
     """The JSON array of strings in `label` (empty when absent)."""
     if label not in labels:
         return []

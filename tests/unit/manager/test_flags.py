@@ -17,7 +17,7 @@ def test_defaults_follow_classic_swarm():
     assert config.hosts == ["tcp://127.0.0.1:2375"]
     assert config.scheduler.strategy_name == "spread"
     assert config.scheduler.filter_names == ["health", "port", "containerslots", "dependency",
-                                             "affinity", "constraint"]
+                                             "affinity", "constraint", "network"]
     assert (config.engine.refresh_min, config.engine.refresh_max, config.engine.failure_retry) == (30, 60, 3)
     assert config.heartbeat == 60
     assert (config.cors, config.advertise) == (False, None)

@@ -6,7 +6,7 @@ import pytest
 
 from scheduler import ContainerInfo, ImageInfo, Node
 from scheduler.filters import (AffinityFilter, ConstraintFilter, ContainerSlotsFilter, DependencyFilter,
-                               HealthFilter, PortFilter)
+                               HealthFilter, NetworkFilter, PortFilter)
 from tests.unit.scheduler.builders import bound, kept_names, make_node, make_spec, publish, reasons
 
 
@@ -223,3 +223,19 @@ def test_filters_without_rules_keep_every_node_in_order():
 ])
 def test_image_repo_names(tag, repo):
     assert make_node("n", images=(ImageInfo("i", (tag,)),)).image_refs == {"i", tag, repo}
+
+
+# ---- network ------------------------------------------------------------------------------------
+def test_network_local_one_keeps_its_node_cluster_wide_one_its_members():
+    nodes = [make_node("a", networks=frozenset({"a/app", "a/bridge", "ov"})),
+             make_node("b", networks=frozenset({"b/app", "b/bridge", "ov"})),
+             make_node("c", networks=frozenset({"c/bridge"}))]
+    local = make_spec(host={"NetworkMode": "b/app"})
+    assert kept_names(NetworkFilter(), local, nodes) == ["b"]
+    assert reasons(NetworkFilter(), local, nodes) == {"a": "network b/app (only b has it)",
+                                                      "c": "network b/app (only b has it)"}
+    overlay = make_spec(host={"NetworkMode": "ov"}, NetworkingConfig={"EndpointsConfig": {"a/app": {}}})
+    assert kept_names(NetworkFilter(), overlay, nodes) == ["a"]
+    assert reasons(NetworkFilter(), overlay, nodes)["c"] == "network ov (node does not reach it)"
+    assert NetworkFilter().describe(overlay) == ["network ov", "network a/app"]
+    assert kept_names(NetworkFilter(), make_spec(host={"NetworkMode": "bridge"}), nodes) == ["a", "b", "c"]

@@ -26,7 +26,7 @@ def no_fit(scheduler: Scheduler, spec, nodes) -> str:
 def test_defaults():
     s = Scheduler()
     assert s.filter_names == list(DEFAULT_FILTERS) == ["health", "port", "containerslots", "dependency",
-                                                        "affinity", "constraint"]
+                                                        "affinity", "constraint", "network"]
     assert s.strategy_name == "spread"
     assert Scheduler(filters=["constraint", "health"]).filter_names == ["constraint", "health"]
     assert Scheduler(strategy="binpacking").strategy_name == "binpack"

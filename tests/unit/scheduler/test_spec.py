@@ -131,3 +131,19 @@ def test_hard_only_drops_soft_rules():
     hard = spec.hard_only()
     assert [str(e) for e in hard.constraints + hard.affinities] == ["b1==y", "c1!=w"]
     assert not hard.has_soft_rules
+
+
+@pytest.mark.parametrize("host, endpoints, expected", [
+    ({}, None, ()),
+    ({"NetworkMode": "default"}, {"bridge": {}}, ()),
+    ({"NetworkMode": "host"}, None, ()),
+    ({"NetworkMode": "none"}, None, ()),
+    ({"NetworkMode": "container:web"}, None, ()),
+    ({"NetworkMode": "app"}, {"app": {"Aliases": ["x"]}, "node2/back": {}}, ("app", "node2/back")),
+    ({"NetworkMode": "node1/bridge"}, None, ("node1/bridge",)),
+])
+def test_networks_joined_are_the_non_builtin_ones(host, endpoints, expected):
+    body = {"Image": "busybox", "HostConfig": host}
+    if endpoints is not None:
+        body["NetworkingConfig"] = {"EndpointsConfig": endpoints}
+    assert parse(body).networks == expected

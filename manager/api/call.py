@@ -47,6 +47,11 @@ async def refresh_images(engine: Engine, status: int) -> None:
     await engine.refresh_images()
 
 
+async def refresh_networks(engine: Engine, status: int) -> None:
+    """Re-list the engine's networks."""
+    await engine.refresh_networks()
+
+
 async def refresh_all(engine: Engine, status: int) -> None:
     """Re-list the engine's containers and images."""
     await engine.refresh_all()

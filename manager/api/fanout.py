@@ -55,14 +55,14 @@ async def fan_out_stream(engines: Sequence[Engine],
 
 
 async def send_each(call: Call, engines: Sequence[Engine], *, method: str | None = None,
-                    path: str | None = None, body: bytes | None = None,
+                    path: str | None = None, body: bytes | None = None, query: str | None = None,
                     after: After | None = None) -> list[tuple[Engine, object]]:
-    """The client's request (query; method, path, body as given or the client's) on every engine at once.
+    """The client's request (method, path, query, body as given or the client's) on every engine at once.
 
     Each result is the engine's decoded JSON answer, or an ApiError with its status and message.
     `after(engine, status)` runs on each engine that succeeded (a cache refresh).
     """
-    query = call.request.rel_url.raw_query_string
+    query = call.request.rel_url.raw_query_string if query is None else query
     headers = {"Content-Type": "application/json"} if body is not None else None
 
     async def one(engine: Engine) -> object:

@@ -140,6 +140,18 @@ def _limit(value: str | None) -> int:
 ContainerCheck = Callable[[Engine, dict], bool]
 
 
+def _on_network(engine: Engine, c: dict, ref: str) -> bool:
+    """`ps --filter network=`: a network name or ID prefix, or `node/name` (on that node)."""
+    networks = (c.get("NetworkSettings") or {}).get("Networks") or {}
+
+    def joined(name: str) -> bool:
+        return name in networks or bool(name) and any(
+            (n or {}).get("NetworkID", "").startswith(name) for n in networks.values())
+
+    node, sep, name = ref.partition("/")
+    return (bool(sep) and node in (engine.name, engine.id) and joined(name)) or joined(ref)
+
+
 def _checks(filters: dict[str, list[str]]) -> list[ContainerCheck]:
     """One predicate per filter key: label values must all hold (dockerd's rule), others any."""
     def labels(c: dict) -> dict:
@@ -157,7 +169,7 @@ def _checks(filters: dict[str, list[str]]) -> list[ContainerCheck]:
         "exited": lambda e, c, v: not c["State"].get("Running") and str(c["State"].get("ExitCode")) == v,
         "health": lambda e, c, v: ((c["State"].get("Health") or {}).get("Status") or "none") == v,
         "ancestor": lambda e, c, v: c["Config"].get("Image") == v or c.get("Image", "").startswith(v),
-        "network": lambda e, c, v: v in ((c.get("NetworkSettings") or {}).get("Networks") or {}),
+        "network": _on_network,
         "volume": lambda e, c, v: any(v in (m.get("Name"), m.get("Destination")) for m in c.get("Mounts") or []),
         "is-task": lambda e, c, v: ("com.docker.swarm.task" in labels(c)) == _truthy(v),
     }

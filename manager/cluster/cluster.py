@@ -16,6 +16,7 @@ from manager.cluster.engine import HEALTHY, PENDING, Engine, EngineOptions
 from manager.cluster.events import EventBus
 from manager.cluster.images import image_matches, pull_on
 from manager.cluster.names import plain_name, split_node_ref
+from manager.cluster.networks import ClusterNetwork, find_network, place_networks
 from manager.cluster.snapshot import node_of
 from manager.errors import ApiError, engine_error, name_conflict, not_found
 from scheduler import ContainerInfo, ContainerSpec, Node, Scheduler, SchedulerError, parse_expr
@@ -104,6 +105,10 @@ class Cluster:
         return (engine, rest) if engine and rest else (None, ref)
 
     # ---- lookups -----------------------------------------------------------------------------
+    def find_network(self, ref: str) -> ClusterNetwork:
+        """A network by ID, `node/name`, unique name or unique ID prefix (404 / 400 otherwise)."""
+        return find_network(self.validated(), ref)
+
     def containers(self) -> Iterable[tuple[Engine, dict]]:
         for engine in self.validated():
             for container in engine.containers.values():
@@ -180,13 +185,16 @@ class Cluster:
                                auth: str | None) -> tuple[Engine, dict]:
         """Schedule and create a container; returns its engine and the engine's 201 body.
 
-        When the chosen node has no copy of the image and cannot pull it (an image built or
-        imported on some nodes only), placement is retried once among the nodes that have it.
+        The container goes where the networks it joins are (a `node/name` reference is rewritten
+        to the name that node knows). When the chosen node has no copy of the image and cannot
+        pull it (an image built or imported on some nodes only), placement is retried once among
+        the nodes that have it.
         """
         labels = body.setdefault("Labels", None) or {}
         labels.setdefault(SWARM_ID_LABEL, secrets.token_hex(32))
         body["Labels"] = labels
-        spec = ContainerSpec.from_create_body(body, name)
+        body, networks = place_networks(self.validated(), body)
+        spec = dataclasses.replace(ContainerSpec.from_create_body(body, name), networks=networks)
         try:
             return await self._place_and_create(spec, name, auth)
         except ApiError as exc:

@@ -76,6 +76,7 @@ class Engine:
         self.updated_at = time.time()
         self.containers = ContainerCache()
         self.images: list[dict] = []
+        self.networks: list[dict] = []  # `GET /networks` of this engine
         self.generation = 0
         self._derived: dict[str, tuple[tuple, Any]] = {}
         self._inflight: dict[str, asyncio.Task] = {}
@@ -238,8 +239,15 @@ class Engine:
             self.images = images
             self._changed()
 
+    async def refresh_networks(self) -> None:
+        """Re-list the engine's networks."""
+        networks = await self.get_json("/networks")
+        if networks != self.networks:
+            self.networks = networks
+            self._changed()
+
     async def refresh_all(self) -> None:
-        """List containers (inspecting new or changed ones) and images."""
+        """List containers (inspecting new or changed ones), images and networks."""
         async with REFRESH_GATE:
             await self._refresh_all()
 
@@ -260,6 +268,7 @@ class Engine:
 
         await asyncio.gather(*(inspect(cid) for cid in stale))
         await self.refresh_images()
+        await self.refresh_networks()
         self.updated_at = time.time()
 
     # ---- background work ---------------------------------------------------------------------
@@ -376,7 +385,23 @@ class Engine:
                 await self.refresh_container(cid)
         elif kind == "image" or action == "commit":
             await self.refresh_images()
+        elif kind == "network":
+            await self._network_event(action, event.get("Actor") or {})
         self.notify(self, event)
+
+    async def _network_event(self, action: str, actor: dict) -> None:
+        """A network made or removed is re-listed (so is one first seen, as a swarm-scope network
+        on a worker when its first container joins); a container that joins or leaves a network
+        while it runs (`docker network connect` straight on the engine) is re-inspected."""
+        if action in ("create", "destroy", "remove") or not any(
+                n["Id"] == actor.get("ID") for n in self.networks):
+            await self.refresh_networks()
+        container = self.containers.get((actor.get("Attributes") or {}).get("container", ""))
+        if action in ("connect", "disconnect") and container and container["State"].get("Running"):
+            joined = any(n.get("NetworkID") == actor.get("ID")
+                         for n in ((container.get("NetworkSettings") or {}).get("Networks") or {}).values())
+            if joined != (action == "connect"):
+                await self.refresh_container(container["Id"])
 
     def _emit(self, action: str) -> None:
         now = time.time()

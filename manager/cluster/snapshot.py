@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from manager.cluster.engine import Engine
 from manager.cluster.names import plain_name
+from manager.cluster.networks import local_ref
 from scheduler import ContainerInfo, ContainerSpec, ImageInfo, Node, SchedulerError
 
 
@@ -28,7 +29,8 @@ def node_snapshot(engine: Engine) -> Node:
         health=engine.health, cpus=engine.cpus, memory=engine.memory,
         containers=tuple(container_info(c) for c in engine.containers.values()),
         images=tuple(ImageInfo(id=i["Id"], repo_tags=tuple(i.get("RepoTags") or ()))
-                     for i in engine.images))
+                     for i in engine.images),
+        networks=frozenset(local_ref(engine, n) for n in engine.networks))
 
 
 def node_of(engine: Engine) -> Node:

@@ -14,6 +14,7 @@ import pytest
 
 from lab.lifecycle import down, up
 from lab.state import LabSpec, LabState
+from tests.support.manager import Manager, start_manager
 
 E2E_SPEC = LabSpec(name=os.environ.get("SHOAL_E2E_LAB", "e2e"), nodes=3,
                              subnet=os.environ.get("SHOAL_E2E_SUBNET", "10.213.50.0/24"),
@@ -64,3 +65,12 @@ def lab() -> Iterator[LabState]:
         began = time.monotonic()
         down(E2E_SPEC.name, E2E_SPEC.root)
         TIMINGS[f"down ({E2E_SPEC.nodes} nodes)"] = time.monotonic() - began
+
+
+@pytest.fixture(scope="module")
+def mgr(lab: LabState, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Manager]:
+    """A manager over the session lab's three engines (nodes:// discovery), one per test module."""
+    manager = start_manager("nodes://" + ",".join(lab.engines), healthy=3,
+                            log_dir=tmp_path_factory.mktemp("manager"))
+    yield manager
+    manager.stop()

@@ -9,15 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.manager import Manager, start_manager
-
-
-@pytest.fixture(scope="module")
-def mgr(lab, tmp_path_factory) -> Manager:
-    manager = start_manager("nodes://" + ",".join(lab.engines), healthy=3,
-                            log_dir=tmp_path_factory.mktemp("manager"))
-    yield manager
-    manager.stop()
+from tests.support.manager import Manager
 
 
 @pytest.fixture(autouse=True)
@@ -293,51 +285,6 @@ def test_linked_service_lands_beside_its_dependency(mgr, tmp_path: Path):
     assert nodes["web"] == nodes["db"]
     plain = mgr.docker("run", "-d", "--link", names[0].split("/")[1] + ":x", "busybox", "sleep", "300")
     assert node_of(mgr, plain.stdout.strip()) == names[0].split("/")[0]
-
-
-def test_networks_and_volumes_exist_on_every_node(mgr, lab):
-    mgr.docker("network", "create", "shared")
-    names = mgr.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
-    assert {f"{n}/shared" for n in lab.names} <= set(names) and f"{lab.names[0]}/bridge" in names
-    for node in lab.names:  # a container anywhere finds the network
-        cid = mgr.docker("run", "-d", "--net", "shared", "-e", f"constraint:node=={node}", "busybox",
-                         "sleep", "300").stdout.strip()
-        mgr.docker("network", "disconnect", "shared", cid)
-        mgr.docker("network", "connect", "shared", cid)
-        networks = mgr.docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", cid).stdout
-        assert "shared" in json.loads(networks)
-    busy = mgr.docker("network", "rm", "shared", check=False)
-    assert busy.returncode == 1 and "active endpoints" in busy.stderr
-    mgr.docker("rm", "-f", *mgr.docker("ps", "-q").stdout.split())
-    mgr.docker("network", "rm", "shared")
-    assert not [n for n in mgr.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
-                if n.endswith("/shared")]
-    missing = mgr.docker("network", "inspect", "shared", check=False)
-    assert missing.returncode == 1 and "network shared not found" in missing.stderr
-    mgr.docker("volume", "create", "data")
-    volumes = mgr.docker("volume", "ls", "--format", "{{.Name}}").stdout.split()
-    assert sorted(v for v in volumes if v.endswith("/data")) == [f"{n}/data" for n in lab.names]
-    mgr.docker("run", "--rm", "-v", "data:/data", "-e", "constraint:node==node2", "busybox", "touch", "/data/x")
-    assert mgr.docker("volume", "inspect", "--format", "{{.Name}}", "node2/data").stdout.strip() == "data"
-    mgr.docker("volume", "rm", "data")
-    assert not [v for v in mgr.docker("volume", "ls", "-q").stdout.split() if v.endswith("/data")]
-
-
-def test_compose_v2_file_with_its_own_network(mgr, tmp_path: Path):
-    (tmp_path / "docker-compose.yml").write_text(
-        'version: "2"\nservices:\n  bird:\n    image: busybox\n    command: sleep 300\n')
-
-    def compose(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker-compose", "-p", "vtwo", *args], cwd=tmp_path, env=mgr.env,
-                              capture_output=True, text=True, timeout=180, check=True)
-
-    compose("up", "-d", "--scale", "bird=6")
-    names = mgr.docker("ps", "--format", "{{.Names}}").stdout.split()
-    assert sorted(collections.Counter(n.split("/")[0] for n in names).values()) == [2, 2, 2]
-    compose("down")
-    assert mgr.docker("ps", "-aq").stdout == ""
-    assert not [n for n in mgr.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
-                if n.endswith("vtwo_default")]
 
 
 def test_build_runs_on_the_node_its_constraint_names(mgr, lab, tmp_path: Path):

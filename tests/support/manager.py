@@ -30,12 +30,12 @@ class Manager:
         return env
 
     def docker(self, *args: str, input: str | None = None, check: bool = True,
-               timeout: float = 60) -> subprocess.CompletedProcess:
-        """Run the stock docker CLI against the manager."""
-        result = subprocess.run(["docker", *args], env=self.env, input=input, text=True,
+               timeout: float = 60, binary: str = "docker") -> subprocess.CompletedProcess:
+        """Run the stock docker CLI (or another `binary`, e.g. /usr/bin/docker 20.10) against the manager."""
+        result = subprocess.run([binary, *args], env=self.env, input=input, text=True,
                                 capture_output=True, timeout=timeout)
         if check and result.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)} failed rc={result.returncode}\n"
+            raise AssertionError(f"{binary} {' '.join(args)} failed rc={result.returncode}\n"
                                  f"stdout={result.stdout}\nstderr={result.stderr}")
         return result
 

@@ -31,6 +31,7 @@ BASE_REPO = "shoal-base"
 TRIM = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
         "usr/share/info", "usr/share/locale")
 BUILD_TIMEOUT = 600.0
+SOURCES = ("pyproject.toml", "README.md", "shoal", "manager", "agent", "scheduler", "discovery", "lab")
 
 
 def apt_mirror(suite: str = SUITE, sources: Path = Path("/etc/apt")) -> str | None:
@@ -90,12 +91,20 @@ def import_base(addr: str, rootfs: Path, ref: str = f"{BASE_REPO}:{SUITE}") -> s
 
 
 def wheelhouse(dest: Path) -> list[Path]:
-    """Shoal's wheel from this checkout, with its dependencies' wheels and pip's, in `dest`."""
+    """Shoal's wheel from this checkout, with its dependencies' wheels and pip's, in `dest`.
+
+    Built from a copy of the sources, so no stale `build/` of the checkout ends up in the wheel."""
     began = time.monotonic()
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-           "--wheel-dir", str(dest), str(REPO), "pip"]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="shoal-src-") as src:
+        for name in SOURCES:
+            if (REPO / name).is_dir():
+                shutil.copytree(REPO / name, Path(src) / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(REPO / name, Path(src) / name)
+        cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+               "--wheel-dir", str(dest), src, "pip"]
+        done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise LabError(f"pip wheel failed: {done.stderr[-3000:]}")
     wheels = sorted(dest.glob("*.whl"))

@@ -19,4 +19,13 @@ class SpecError(SchedulerError):
 
 
 class NoFit(SchedulerError):
-    """No node can take the container; the message explains why, node by node."""
+    """No node can take the container; the message explains why, node by node.
+
+    `rule` names what emptied the list (a filter's name, `resources`, or `nodes` when the
+    cluster has none); `reasons` maps each node shown in the message to why it was rejected.
+    """
+
+    def __init__(self, message: str, rule: str = "nodes", reasons: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.reasons = reasons or {}

@@ -85,22 +85,21 @@ class Scheduler:
             candidates, reasons = f.filter(spec, candidates)
             rejected.update(reasons)
         if shortages is not None:
-            return NoFit(_explain(NO_RESOURCES, nodes, {**rejected, **shortages}))
+            return _explain(NO_RESOURCES, "resources", nodes, {**rejected, **shortages})
         if filters[-1].name == "health":
-            return NoFit(NO_HEALTHY_NODE)
+            return NoFit(NO_HEALTHY_NODE, "health")
         conditions = (f.describe(spec) for f in filters)
         header = UNSATISFIED + "".join(f"\n[{' '.join(c)}]" for c in conditions if c)
-        return NoFit(_explain(header, nodes, rejected))
+        return _explain(header, filters[-1].name, nodes, rejected)
 
 
-def _explain(header: str, nodes: Sequence[Node], rejected: Mapping[str, Reason]) -> str:
+def _explain(header: str, rule: str, nodes: Sequence[Node], rejected: Mapping[str, Reason]) -> NoFit:
     """The header, a summary by reason, then one line per node (the first NODES_SHOWN)."""
     counts = Counter(reason.text for reason in rejected.values())
-    summary = ", ".join(f"{count} {rule}" for rule, count in counts.most_common())
-    lines = [header, f"0/{len(nodes)} nodes are available: {summary}."]
-    shown = nodes[:NODES_SHOWN]
-    lines += [f"{node.name}: {rejected[node.id].explain(node)}" for node in shown if node.id in rejected]
+    summary = ", ".join(f"{count} {text}" for text, count in counts.most_common())
+    reasons = {node.name: rejected[node.id].explain(node) for node in nodes[:NODES_SHOWN] if node.id in rejected}
+    lines = [header, f"0/{len(nodes)} nodes are available: {summary}.", *(f"{n}: {r}" for n, r in reasons.items())]
     if len(nodes) > NODES_SHOWN:
         more = len(nodes) - NODES_SHOWN
         lines.append(f"... and {more} more node{'s' if more > 1 else ''}")
-    return "\n".join(lines)
+    return NoFit("\n".join(lines), rule, reasons)

@@ -93,7 +93,7 @@ async def build(call: Call) -> web.StreamResponse:
     args = validate(BuildQuery, query, "invalid build parameters").buildargs or {}
     rules = [f"{k}={v}" for k, v in args.items() if k.startswith(RULE_PREFIXES)]
     query["buildargs"] = json.dumps({k: v for k, v in args.items() if not k.startswith(RULE_PREFIXES)})
-    engine = call.cluster.best_engine(ContainerSpec.from_create_body({"Env": rules}))
+    engine = call.cluster.best_engine(ContainerSpec.from_create_body({"Env": rules}), "build")
     return await proxy(call.request, engine, call.path, call.version, query=urlencode(query),
                        after=refresh_images)
 

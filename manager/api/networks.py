@@ -103,7 +103,7 @@ async def create(call: Call) -> web.Response:
         if taken:
             raise ApiError(409, f"network with name {body['Name']} already exists")
     if engine is None:
-        engine = call.cluster.best_engine(ContainerSpec.from_create_body({}))
+        engine = call.cluster.best_engine(ContainerSpec.from_create_body({}), "network")
     created = successes(await send_each(call, [engine], body=encode(body), after=refresh_networks))[0]
     return json_response(created, 201)
 

@@ -13,6 +13,7 @@ from manager.api import networks as net
 from manager.api import system as sysh
 from manager.api import volumes as vol
 from manager.api.call import Call, Handler
+from manager.api.dashboard import handlers as dash
 from manager.api.jsonio import MAX_BODY, error_response
 from manager.cluster.cluster import Cluster
 from manager.errors import ApiError
@@ -26,6 +27,10 @@ IMAGE = r"(?P<image>.+)"
 NAME = r"(?P<name>[^/]+(?:/[^/]+)?)"  # also `node/name`
 
 ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", r"/", dash.root),  # a browser is sent to the dashboard; no Docker API path is `/`
+    ("GET|HEAD", r"/dashboard", dash.bare),
+    ("GET|HEAD", r"/dashboard/(?P<asset>app\.js|style\.css)?", dash.page),
+    ("GET", r"/dashboard/stream", dash.stream),
     ("GET|HEAD", r"/_ping", sysh.ping),
     ("GET", r"/version", sysh.version),
     ("GET", r"/info", sysh.info),

@@ -7,6 +7,7 @@ import functools
 import logging
 import re
 import secrets
+import time
 from typing import Iterable
 
 import aiohttp
@@ -17,9 +18,10 @@ from manager.cluster.events import EventBus
 from manager.cluster.images import image_matches, pull_on
 from manager.cluster.names import plain_name, split_node_ref
 from manager.cluster.networks import ClusterNetwork, find_network, place_networks
+from manager.cluster.placements import PlacementLog
 from manager.cluster.snapshot import node_of
 from manager.errors import ApiError, engine_error, name_conflict, not_found
-from scheduler import ContainerInfo, ContainerSpec, Node, Scheduler, SchedulerError, parse_expr
+from scheduler import ContainerInfo, ContainerSpec, NoFit, Node, Scheduler, SchedulerError, parse_expr
 from scheduler.node import SWARM_ID_LABEL
 
 log = logging.getLogger("shoal.cluster")
@@ -41,6 +43,7 @@ class Cluster:
         self.options = options
         self.engines: dict[str, Engine] = {}
         self.events = EventBus()
+        self.placements = PlacementLog()
         self.session: aiohttp.ClientSession | None = None
         self._pending: dict[str, list[ContainerInfo]] = {}
         self._pending_names: set[str] = set()
@@ -176,10 +179,18 @@ class Cluster:
             result.append(node)
         return result
 
-    def best_engine(self, spec: ContainerSpec) -> Engine:
-        """The engine the scheduler ranks first for `spec`; NoFit when none can take it."""
+    def best_engine(self, spec: ContainerSpec, kind: str = "container") -> Engine:
+        """The engine the scheduler ranks first for `spec` (a container, or what `kind` says: a
+        build, a network); NoFit when none can take it. Every decision goes to the placement log."""
+        began = time.perf_counter()
         by_id = {e.id: e for e in self.validated()}
-        return by_id[self.scheduler.rank(spec, self.nodes())[0].id]
+        try:
+            engine = by_id[self.scheduler.rank(spec, self.nodes())[0].id]
+        except NoFit as exc:
+            self.placements.no_fit(kind, spec, exc, time.perf_counter() - began)
+            raise
+        self.placements.placed(kind, spec, engine.name, time.perf_counter() - began)
+        return engine
 
     async def create_container(self, body: dict, name: str | None,
                                auth: str | None) -> tuple[Engine, dict]:

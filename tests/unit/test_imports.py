@@ -10,7 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shoal", "manager", "agent", "scheduler", "discovery", "lab", "bench", "tests")
 LEAVES = ("shoal.version", "shoal.durations", "shoal.flags")  # imported by many, import only each other
-HANDLERS = tuple(f"manager.api.{name}" for name in ("containers", "images", "networks", "volumes", "system"))
+HANDLERS = tuple(f"manager.api.{name}" for name in ("containers", "images", "networks", "volumes", "system",
+                                                  "dashboard.handlers"))
 
 # module prefix -> prefixes it may import (its own package is always allowed); the longest prefix rules
 ALLOWED: dict[str, tuple[str, ...]] = {

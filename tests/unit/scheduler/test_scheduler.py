@@ -176,3 +176,18 @@ def test_scheduler_is_a_pure_library():
             "('asyncio', 'aiohttp', 'socket', 'subprocess')); print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_fit_names_the_rule_and_each_nodes_reason():
+    nodes = [make_node("n1", {"size": "small"}, cpus=2, memory=GIB), make_node("n2", cpus=2, memory=GIB)]
+    with pytest.raises(NoFit) as caught:
+        Scheduler().rank(make_spec("constraint:size==xxl"), nodes)
+    assert caught.value.rule == "constraint"
+    assert caught.value.reasons == {"n1": "constraint size==xxl (node has size=small)",
+                                    "n2": "constraint size==xxl (node has no label size)"}
+    with pytest.raises(NoFit) as caught:
+        Scheduler(overcommit=0).rank(make_spec(host={"Memory": 2 * GIB}), nodes)
+    assert caught.value.rule == "resources" and set(caught.value.reasons) == {"n1", "n2"}
+    with pytest.raises(NoFit) as caught:
+        Scheduler().rank(make_spec(), [])
+    assert caught.value.rule == "nodes" and caught.value.reasons == {}

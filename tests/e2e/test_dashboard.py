@@ -1,0 +1,113 @@
+"""The dashboard in a real headless Chromium (Debian's chromium + chromium-driver, through Selenium)
+against a manager on the real lab: nodes, live containers, placements and no-fits, events."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from lab.state import LabState
+from tests.support.manager import Manager, start_manager
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+ARTIFACTS = Path(os.environ.get("SHOAL_ARTIFACTS", "/tmp/shoal-artifacts"))
+LIVE_WITHIN = 2.0  # seconds from `docker run` to the container on its node's card
+
+
+@pytest.fixture(scope="module")
+def manager(lab: LabState, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Manager]:
+    manager = start_manager("nodes://" + ",".join(lab.engines), healthy=3,
+                            log_dir=tmp_path_factory.mktemp("dashboard"))
+    yield manager
+    manager.docker("rm", "-f", "dash1", check=False)
+    manager.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    """Headless Chromium as root: no sandbox, no GPU, no network of its own, a fresh profile."""
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if shutil.which(p) is None]
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)} (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    yield driver
+    driver.quit()
+
+
+def wait(browser: webdriver.Chrome, check, timeout: float = 10.0, what: str = ""):
+    """Poll the page until `check(browser)` returns something truthy; that value."""
+    return WebDriverWait(browser, timeout, poll_frequency=0.05).until(check, what)
+
+
+def cards(browser: webdriver.Chrome) -> dict[str, str]:
+    """Node name -> the state badge on its card."""
+    return {c.get_attribute("data-node"): c.find_element(By.CSS_SELECTOR, ".state").text
+            for c in browser.find_elements(By.CSS_SELECTOR, ".node")}
+
+
+def test_page_is_served_from_the_package_and_browsers_are_sent_to_it(manager: Manager) -> None:
+    request = urllib.request.Request(manager.url + "/", headers={"Accept": "text/html"})
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        assert reply.url == manager.url + "/dashboard/"
+        page = reply.read().decode()
+    assert '<script src="app.js">' in page and "http" not in page.split("<body>")[1]  # nothing from a CDN
+    assert manager.api("GET", "/")[0] == 404  # a Docker client still finds no page at `/`
+    status, body = manager.api("POST", "/dashboard/stream")
+    assert status >= 400 and "message" in body  # read-only
+
+
+def test_dashboard_shows_the_cluster_live(manager: Manager, browser: webdriver.Chrome) -> None:
+    browser.get(manager.url + "/dashboard/")
+    wait(browser, lambda b: cards(b) == {"node1": "Healthy", "node2": "Healthy", "node3": "Healthy"},
+         what="3 healthy nodes")
+    node1 = browser.find_element(By.CSS_SELECTOR, '.node[data-node="node1"]')
+    assert "size=small" in node1.find_element(By.CSS_SELECTOR, ".labels").text
+    memory_bar = '.node[data-node="node2"] .bar.memory'
+    used_before = int(browser.find_element(By.CSS_SELECTOR, memory_bar).get_attribute("data-used"))
+
+    began = time.monotonic()
+    manager.docker("run", "-d", "--name", "dash1", "-m", "64m", "-e", "constraint:node==node2",
+                   "busybox", "sleep", "300")
+    row = wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, '.node[data-node="node2"] tr[data-container="dash1"]'),
+               timeout=LIVE_WITHIN, what="dash1 on node2's card")[0]
+    took = time.monotonic() - began
+    print(f"dashboard: docker run -> container on its node's card in {took:.2f}s")
+    assert "busybox" in row.text and "Up" in row.text
+    assert not browser.find_elements(By.CSS_SELECTOR, '.node:not([data-node="node2"]) tr[data-container="dash1"]')
+    bar = browser.find_element(By.CSS_SELECTOR, memory_bar)
+    assert int(bar.get_attribute("data-used")) == used_before + 64 * 2**20
+    placed = browser.find_element(By.CSS_SELECTOR, '#placements li[data-outcome="placed"]')
+    assert "dash1" in placed.text and "node2" in placed.text
+    wait(browser, lambda b: any("node2" in e.text and "start" in e.text and "dash1" in e.text
+                                for e in b.find_elements(By.CSS_SELECTOR, "#events li")), what="start event")
+
+    failed = subprocess.run(["/usr/bin/docker", "run", "-e", "constraint:size==huge", "busybox", "true"],
+                            env=manager.env, capture_output=True, text=True, timeout=60)
+    assert failed.returncode != 0 and "size==huge" in failed.stderr
+    no_fit = wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, '#placements li[data-outcome="no_fit"]'),
+                  what="a no-fit placement")[0]
+    reasons = {r.get_attribute("data-node"): r.text for r in no_fit.find_elements(By.CSS_SELECTOR, ".reasons li")}
+    assert reasons == {"node1": "node1: constraint size==huge (node has size=small)",
+                       "node2": "node2: constraint size==huge (node has no label size)",
+                       "node3": "node3: constraint size==huge (node has size=xxl)"}
+    assert "no fit (constraint)" in no_fit.text
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    assert browser.save_screenshot(str(shot))
+    print(f"dashboard: screenshot {shot}")

@@ -13,7 +13,6 @@ from typing import Iterator
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from lab.state import LabState
@@ -55,10 +54,17 @@ def wait(browser: webdriver.Chrome, check, timeout: float = 10.0, what: str = ""
     return WebDriverWait(browser, timeout, poll_frequency=0.05).until(check, what)
 
 
+def query(browser: webdriver.Chrome, selector: str, attribute: str | None = None) -> list[str]:
+    """The text (or `attribute`) of every element matching `selector`, read in one go: the page
+    redraws its nodes on every change, so an element found earlier may be gone."""
+    return browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".map(e => arguments[1] ? e.getAttribute(arguments[1]) : e.textContent)", selector, attribute)
+
+
 def cards(browser: webdriver.Chrome) -> dict[str, str]:
     """Node name -> the state badge on its card."""
-    return {c.get_attribute("data-node"): c.find_element(By.CSS_SELECTOR, ".state").text
-            for c in browser.find_elements(By.CSS_SELECTOR, ".node")}
+    return dict(zip(query(browser, ".node", "data-node"), query(browser, ".node .state")))
 
 
 def test_page_is_served_from_the_package_and_browsers_are_sent_to_it(manager: Manager) -> None:
@@ -76,37 +82,35 @@ def test_dashboard_shows_the_cluster_live(manager: Manager, browser: webdriver.C
     browser.get(manager.url + "/dashboard/")
     wait(browser, lambda b: cards(b) == {"node1": "Healthy", "node2": "Healthy", "node3": "Healthy"},
          what="3 healthy nodes")
-    node1 = browser.find_element(By.CSS_SELECTOR, '.node[data-node="node1"]')
-    assert "size=small" in node1.find_element(By.CSS_SELECTOR, ".labels").text
+    assert "size=small" in query(browser, '.node[data-node="node1"] .labels')[0]
     memory_bar = '.node[data-node="node2"] .bar.memory'
-    used_before = int(browser.find_element(By.CSS_SELECTOR, memory_bar).get_attribute("data-used"))
+    used_before = int(query(browser, memory_bar, "data-used")[0])
 
     began = time.monotonic()
     manager.docker("run", "-d", "--name", "dash1", "-m", "64m", "-e", "constraint:node==node2",
                    "busybox", "sleep", "300")
-    row = wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, '.node[data-node="node2"] tr[data-container="dash1"]'),
-               timeout=LIVE_WITHIN, what="dash1 on node2's card")[0]
+    running = '.node[data-node="node2"] tr.running[data-container="dash1"]'
+    row = wait(browser, lambda b: query(b, running), timeout=LIVE_WITHIN, what="dash1 running on node2's card")[0]
     took = time.monotonic() - began
-    print(f"dashboard: docker run -> container on its node's card in {took:.2f}s")
-    assert "busybox" in row.text and "Up" in row.text
-    assert not browser.find_elements(By.CSS_SELECTOR, '.node:not([data-node="node2"]) tr[data-container="dash1"]')
-    bar = browser.find_element(By.CSS_SELECTOR, memory_bar)
-    assert int(bar.get_attribute("data-used")) == used_before + 64 * 2**20
-    placed = browser.find_element(By.CSS_SELECTOR, '#placements li[data-outcome="placed"]')
-    assert "dash1" in placed.text and "node2" in placed.text
-    wait(browser, lambda b: any("node2" in e.text and "start" in e.text and "dash1" in e.text
-                                for e in b.find_elements(By.CSS_SELECTOR, "#events li")), what="start event")
+    print(f"dashboard: docker run -> container running on its node's card in {took:.2f}s")
+    assert row.startswith("dash1busyboxUp")
+    assert not query(browser, '.node:not([data-node="node2"]) tr[data-container="dash1"]')
+    assert int(query(browser, memory_bar, "data-used")[0]) == used_before + 64 * 2**20
+    placed = query(browser, '#placements li[data-outcome="placed"]')[0]
+    assert "dash1 (busybox) → node2" in placed
+    wait(browser, lambda b: any("node2 container start dash1" in e for e in query(b, "#events li")),
+         what="start event")
 
     failed = subprocess.run(["/usr/bin/docker", "run", "-e", "constraint:size==huge", "busybox", "true"],
                             env=manager.env, capture_output=True, text=True, timeout=60)
     assert failed.returncode != 0 and "size==huge" in failed.stderr
-    no_fit = wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, '#placements li[data-outcome="no_fit"]'),
-                  what="a no-fit placement")[0]
-    reasons = {r.get_attribute("data-node"): r.text for r in no_fit.find_elements(By.CSS_SELECTOR, ".reasons li")}
+    no_fit = wait(browser, lambda b: query(b, '#placements li[data-outcome="no_fit"]'), what="a no-fit")[0]
+    selector = '#placements li[data-outcome="no_fit"]:first-child .reasons li'
+    reasons = dict(zip(query(browser, selector, "data-node"), query(browser, selector)))
     assert reasons == {"node1": "node1: constraint size==huge (node has size=small)",
                        "node2": "node2: constraint size==huge (node has no label size)",
                        "node3": "node3: constraint size==huge (node has size=xxl)"}
-    assert "no fit (constraint)" in no_fit.text
+    assert "(unnamed) (busybox): no fit (constraint)" in no_fit
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"
     assert browser.save_screenshot(str(shot))

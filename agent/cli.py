@@ -12,6 +12,7 @@ import uuid
 from agent.join import run_join
 from discovery import Discovery, DiscoveryError, from_url
 from discovery.addresses import is_host_port
+from shoal import logs
 from shoal.flags import UsageError, duration, key_values
 
 
@@ -52,6 +53,7 @@ def _discovery_args(parser: argparse.ArgumentParser) -> None:
 def join_cmd(args: argparse.Namespace) -> int:
     """Run `shoal join` until a signal; exit code."""
     try:
+        logs.setup(args)
         _require_discovery(args, "join")
         if not args.advertise:
             raise UsageError("missing mandatory --advertise flag")
@@ -65,7 +67,6 @@ def join_cmd(args: argparse.Namespace) -> int:
         if ttl <= heartbeat:
             raise UsageError("--ttl must be strictly superior to the heartbeat value")
         discovery = from_url(args.discovery, key_values(args.discovery_opt, "--discovery-opt"), heartbeat)
-        _log_to_stderr(logging.INFO)
         asyncio.run(run_join(discovery, args.advertise, args.engine or args.advertise, heartbeat, ttl, delay))
     except (UsageError, DiscoveryError) as err:
         return _fail("join", err)
@@ -75,12 +76,12 @@ def join_cmd(args: argparse.Namespace) -> int:
 def list_cmd(args: argparse.Namespace) -> int:
     """Print the cluster's engines, one per line; exit code."""
     try:
+        logs.setup(args, logging.WARNING)
         _require_discovery(args, "list")
         timeout = _duration(args, "timeout")
         if timeout <= 0:
             raise UsageError("--timeout should be a positive number")
-        discovery = from_url(args.discovery, key_values(args.discovery_opt, "--discovery-opt"))
-        _log_to_stderr(logging.WARNING)
+        discovery = from_url(args.discovery, key_values(args.discovery_opt, "--discovery-opt"), timeout)
         addrs = asyncio.run(_first_members(discovery, timeout))
     except (UsageError, DiscoveryError) as err:
         return _fail("list", err)
@@ -121,7 +122,3 @@ def _require_discovery(args: argparse.Namespace, command: str) -> None:
     if not args.discovery:
         raise UsageError(f"discovery required to {command} a cluster. See 'shoal {command} --help'.")
 
-
-def _log_to_stderr(level: int) -> None:
-    """One line per event on stderr, unless the caller configured logging already."""
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")

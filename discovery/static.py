@@ -4,10 +4,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import AsyncIterator
 
 from discovery.addresses import parse_list
 from discovery.base import DiscoveryError, HealthCheck
+from shoal.durations import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +38,16 @@ def _stamp(path: str) -> tuple[int, int, int]:
 
 
 class FileDiscovery:
-    """Engines listed in a file (one `host:port` or range per line, `#` comments), re-read on change."""
+    """Engines listed in a file (one `host:port` or range per line, `#` comments), re-read on change.
 
-    def __init__(self, path: str, poll: float) -> None:
+    The file is checked every `poll` seconds; while it is missing or unreadable (also before it first
+    appears) it keeps being retried, with a warning at most every `warn_every` seconds.
+    """
+
+    def __init__(self, path: str, poll: float, warn_every: float | None = None) -> None:
         self._path = path
         self._poll = poll
+        self._warn_every = poll if warn_every is None else warn_every
 
     def _load(self) -> tuple[tuple[int, int, int], frozenset[str]]:
         """The file's identity stamp and its addresses; bad lines are logged and skipped."""
@@ -59,30 +66,29 @@ class FileDiscovery:
         return stamp, frozenset(addrs)
 
     async def watch(self) -> AsyncIterator[frozenset[str]]:
-        """The file's addresses, then again whenever they change; an unreadable file keeps the last set."""
-        try:
-            stamp, current = self._load()
-        except OSError as err:
-            raise DiscoveryError(f"cannot read discovery file {self._path}: {err.strerror}") from None
-        yield current
-        failing = False
+        """The file's addresses once it can be read, then again whenever they change; while it
+        cannot be read, the last set is kept."""
+        stamp: tuple[int, int, int] | None = None
+        current: frozenset[str] | None = None
+        warned_at: float | None = None
         while True:
-            await asyncio.sleep(self._poll)
             try:
-                if _stamp(self._path) == stamp:
-                    continue
-                stamp, addrs = self._load()
+                if stamp is None or _stamp(self._path) != stamp:
+                    stamp, addrs = self._load()
+                    if addrs != current:
+                        if current is not None or warned_at is not None:
+                            log.info("discovery: file read file=%s nodes=%d", self._path, len(addrs))
+                        current = addrs
+                        yield current
+                warned_at = None
             except OSError as err:
-                if not failing:
-                    log.warning("discovery: cannot read file=%s error=%s (keeping %d nodes)",
-                                self._path, err.strerror, len(current))
-                failing = True
-                continue
-            failing = False
-            if addrs != current:
-                log.info("discovery: file changed file=%s nodes=%d", self._path, len(addrs))
-                current = addrs
-                yield current
+                stamp = None
+                now = time.monotonic()
+                if warned_at is None or now - warned_at >= self._warn_every:
+                    warned_at = now
+                    log.warning("discovery: cannot read file=%s error=%s nodes=%d retry_every=%s", self._path,
+                                err.strerror, len(current or ()), format_duration(self._poll))
+            await asyncio.sleep(self._poll)
 
     async def register(self, addr: str, ttl: float, heartbeat: float, alive: HealthCheck | None = None) -> None:
         """Not possible: the file is edited by hand."""

@@ -32,7 +32,7 @@ def from_url(url: str, options: dict[str, str] | None = None, heartbeat: float =
     if scheme == "file":
         if not rest:
             raise DiscoveryError("file:// discovery needs a path, e.g. file:///etc/shoal/cluster")
-        return FileDiscovery(rest, poll=min(heartbeat, 1.0))
+        return FileDiscovery(rest, poll=min(heartbeat, 1.0), warn_every=heartbeat)
     if scheme == "etcd":
         return _etcd(rest, opts, heartbeat)
     if scheme == "token":

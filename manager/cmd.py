@@ -20,7 +20,8 @@ from manager.api.routes import build_app
 from manager.cluster.cluster import Cluster
 from manager.cluster.engine import EngineOptions
 from scheduler import DEFAULT_FILTERS, Scheduler, SchedulerError
-from shoal.flags import UsageError, duration, key_values
+from shoal import logs
+from shoal.flags import UsageError, duration, integer, key_values
 
 log = logging.getLogger("shoal.manage")
 
@@ -35,6 +36,8 @@ class ManageConfig:
     engine: EngineOptions
     cors: bool
     advertise: str | None
+    create_retry: int = 0
+    experimental: bool = False
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -102,6 +105,9 @@ def configure(args: argparse.Namespace) -> ManageConfig:
         raise UsageError(f"invalid swarm.overcommit: {cluster_opts['swarm.overcommit']}") from None
     if overcommit <= -1:
         raise UsageError(f"swarm.overcommit should be larger than -1, {overcommit:f} is invalid")
+    create_retry = integer(cluster_opts.get("swarm.createretry", "0"), "swarm.createretry")
+    if create_retry < 0:
+        raise UsageError(f"swarm.createretry can not be negative, {create_retry} is invalid")
     try:
         scheduler = Scheduler(filters=args.filter, strategy=args.strategy, overcommit=overcommit)
     except SchedulerError as exc:
@@ -113,7 +119,8 @@ def configure(args: argparse.Namespace) -> ManageConfig:
                         discovery_opts=key_values(args.discovery_opt, "--discovery-opt"),
                         heartbeat=heartbeat, scheduler=scheduler,
                         engine=EngineOptions(refresh_min, refresh_max, args.engine_failure_retry),
-                        cors=args.cors, advertise=args.advertise)
+                        cors=args.cors, advertise=args.advertise, create_retry=create_retry,
+                        experimental=getattr(args, "experimental", False))
 
 
 def _listen_target(host: str) -> tuple[str, str | int]:
@@ -129,9 +136,8 @@ def _listen_target(host: str) -> tuple[str, str | int]:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `shoal manage`."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="time=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
     try:
+        logs.setup(args)
         config = configure(args)
         source = discovery.from_url(config.discovery, config.discovery_opts, config.heartbeat)
     except (UsageError, discovery.DiscoveryError) as exc:
@@ -142,9 +148,10 @@ def run(args: argparse.Namespace) -> int:
 
 async def serve(config: ManageConfig, source: "discovery.Discovery") -> int:
     """Run the API on every -H address until SIGTERM/SIGINT."""
-    cluster = Cluster(config.scheduler, config.engine)
+    cluster = Cluster(config.scheduler, config.engine, create_retry=config.create_retry)
     await cluster.start()
-    runner = ApiRunner(build_app(cluster, [["Role", "primary"]], cors=config.cors))
+    app = build_app(cluster, [["Role", "primary"]], cors=config.cors, experimental=config.experimental)
+    runner = ApiRunner(app)
     await runner.setup()
     for host in config.hosts:
         kind, target = _listen_target(host)
@@ -157,7 +164,7 @@ async def serve(config: ManageConfig, source: "discovery.Discovery") -> int:
         loop.add_signal_handler(sig, stop.set)
     if config.advertise:
         log.info("advertise=%s is used with --replication only", config.advertise)
-    follow = asyncio.create_task(_follow(source, cluster))
+    follow = asyncio.create_task(_follow(source, cluster, config.heartbeat))
     await stop.wait()
     log.info("shutting down")
     follow.cancel()
@@ -172,8 +179,14 @@ async def serve(config: ManageConfig, source: "discovery.Discovery") -> int:
     return 0
 
 
-async def _follow(source: "discovery.Discovery", cluster: Cluster) -> None:
-    """Apply every membership change from discovery to the cluster."""
-    async for addrs in source.watch():
-        log.info("discovery members=%d", len(addrs))
-        await cluster.set_members(addrs)
+async def _follow(source: "discovery.Discovery", cluster: Cluster, retry: float) -> None:
+    """Apply every membership change from discovery to the cluster; a failing backend is
+    watched again after `retry` seconds (the last membership stays meanwhile)."""
+    while True:
+        try:
+            async for addrs in source.watch():
+                log.info("discovery members=%d", len(addrs))
+                await cluster.set_members(addrs)
+        except Exception as exc:  # the manager keeps serving what it knows
+            log.error("discovery watch failed error=%r retry_in=%gs", str(exc) or type(exc).__name__, retry)
+        await asyncio.sleep(retry)

@@ -20,6 +20,7 @@ class Call:
     version: str | None  # the client's `/vX.Y`, if any
     args: dict[str, str] = field(default_factory=dict)
     role_rows: list[list[str]] = field(default_factory=list)
+    experimental: bool = False  # `shoal --experimental`: reported by info and version
 
 
 Handler = Callable[[Call], Awaitable[web.StreamResponse]]

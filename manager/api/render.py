@@ -247,7 +247,7 @@ def _build_node_rows(cluster: Cluster, engine: Engine) -> list[list[str]]:
     return rows
 
 
-def info(cluster: Cluster, role_rows: list[list[str]]) -> dict:
+def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = False) -> dict:
     """`GET /info`: cluster totals and classic Swarm's SystemStatus rows."""
     validated = cluster.validated()
     engines = cluster.listed_engines()
@@ -272,7 +272,7 @@ def info(cluster: Cluster, role_rows: list[list[str]]) -> dict:
         "NEventsListener": cluster.events.listeners, "KernelVersion": uname.release,
         "OperatingSystem": "linux", "OSType": "linux", "Architecture": uname.machine,
         "NCPU": int(sum(e.cpus for e in validated)), "MemTotal": int(sum(e.memory for e in validated)),
-        "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": False,
+        "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": experimental,
         "ServerVersion": SERVER_VERSION, "DockerRootDir": "",
         "HttpProxy": os.environ.get("HTTP_PROXY", ""), "HttpsProxy": os.environ.get("HTTPS_PROXY", ""),
         "NoProxy": os.environ.get("NO_PROXY", ""),
@@ -282,8 +282,8 @@ def info(cluster: Cluster, role_rows: list[list[str]]) -> dict:
     }
 
 
-def version() -> dict:
-    """`GET /version`: the manager itself, as one component."""
+def version(experimental: bool = False) -> dict:
+    """`GET /version`: the manager itself, as one component; `Version` is classic-compatible."""
     uname = platform.uname()
     return {
         "Platform": {"Name": "Shoal"},
@@ -292,5 +292,5 @@ def version() -> dict:
         "Version": SERVER_VERSION, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
         "GitCommit": "", "GoVersion": f"python{platform.python_version()}", "Os": "linux",
         "Arch": uname.machine, "KernelVersion": uname.release,
-        "BuildTime": "", "Experimental": False,
+        "BuildTime": "", "Experimental": experimental,
     }

@@ -107,9 +107,11 @@ CORS_HEADERS = {
 }
 
 
-def build_app(cluster: Cluster, role_rows: list[list[str]], cors: bool = False) -> web.Application:
+def build_app(cluster: Cluster, role_rows: list[list[str]], cors: bool = False,
+              experimental: bool = False) -> web.Application:
     """The aiohttp application: every path goes through `dispatch`; with `cors`, classic Swarm's
-    `--api-enable-cors` headers on every answer and OPTIONS (preflight) answered for any path."""
+    `--api-enable-cors` headers on every answer and OPTIONS (preflight) answered for any path;
+    `experimental` is what info, version and the `Docker-Experimental` header report."""
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         version, path = split_version(request.rel_url.raw_path)
@@ -117,7 +119,7 @@ def build_app(cluster: Cluster, role_rows: list[list[str]], cors: bool = False) 
             return web.Response(status=200)
         try:
             handler, args = resolve(request.method, path)
-            call = Call(request, cluster, path, version, args, role_rows)
+            call = Call(request, cluster, path, version, args, role_rows, experimental)
             return await handler(call)
         except ApiError as exc:
             return error_response(exc.status, exc.message)
@@ -138,7 +140,7 @@ def build_app(cluster: Cluster, role_rows: list[list[str]], cors: bool = False) 
         if response.status != 101:
             response.headers.setdefault("Api-Version", API_VERSION)
             response.headers.setdefault("Ostype", "linux")
-            response.headers.setdefault("Docker-Experimental", "false")
+            response.headers.setdefault("Docker-Experimental", str(experimental).lower())
             if cors:
                 response.headers.update(CORS_HEADERS)
 

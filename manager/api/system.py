@@ -19,11 +19,11 @@ async def ping(call: Call) -> web.Response:
 
 
 async def version(call: Call) -> web.Response:
-    return json_response(render.version())
+    return json_response(render.version(call.experimental))
 
 
 async def info(call: Call) -> web.Response:
-    return json_response(render.info(call.cluster, call.role_rows))
+    return json_response(render.info(call.cluster, call.role_rows, call.experimental))
 
 
 EVENT_FILTERS = {

@@ -29,6 +29,25 @@ log = logging.getLogger("shoal.cluster")
 EXEC_MEMORY = 10000  # exec IDs whose engine is remembered (older ones are found by asking around)
 
 
+class NoOtherNode(ApiError):
+    """Every engine that could take a container was left out (a create failed on each)."""
+
+
+class CreateFailed(ApiError):
+    """The engine chosen for a container refused or failed to create it."""
+
+    def __init__(self, engine: Engine, error: ApiError) -> None:
+        super().__init__(error.status, error.message)
+        self.engine = engine
+
+
+def _tried(failures: list[CreateFailed]) -> ApiError:
+    """The last engine's error, naming the nodes the create failed on before it."""
+    last = failures[-1]
+    before = ", ".join(f.engine.name for f in failures[:-1])
+    return ApiError(last.status, f"{last.message} (the create also failed on {before})" if before else last.message)
+
+
 @functools.lru_cache(maxsize=65536)
 def natural_key(text: str) -> tuple:
     """`node2` before `node10`."""
@@ -38,9 +57,10 @@ def natural_key(text: str) -> tuple:
 class Cluster:
     """All engines, and the operations that need more than one of them."""
 
-    def __init__(self, scheduler: Scheduler, options: EngineOptions) -> None:
+    def __init__(self, scheduler: Scheduler, options: EngineOptions, create_retry: int = 0) -> None:
         self.scheduler = scheduler
         self.options = options
+        self.create_retry = create_retry  # `--cluster-opt swarm.createretry`
         self.engines: dict[str, Engine] = {}
         self.events = EventBus()
         self.placements = PlacementLog()
@@ -179,16 +199,24 @@ class Cluster:
             result.append(node)
         return result
 
-    def best_engine(self, spec: ContainerSpec, kind: str = "container") -> Engine:
+    def best_engine(self, spec: ContainerSpec, kind: str = "container", avoid: Iterable[str] = ()) -> Engine:
         """The engine the scheduler ranks first for `spec` (a container, or what `kind` says: a
-        build, a network); NoFit when none can take it. Every decision goes to the placement log."""
+        build, a network), leaving out the engine IDs in `avoid` (engines a create has just failed
+        on); NoFit when none can take it. Every decision goes to the placement log."""
         began = time.perf_counter()
         by_id = {e.id: e for e in self.validated()}
+        avoid = set(avoid)
+        nodes = self.nodes()
         try:
-            engine = by_id[self.scheduler.rank(spec, self.nodes())[0].id]
+            ranked = [n for n in self.scheduler.rank(spec, nodes) if n.id not in avoid]
+            if not ranked and avoid and spec.has_soft_rules:  # soft rules are wishes: drop them
+                ranked = [n for n in self.scheduler.rank(spec.hard_only(), nodes) if n.id not in avoid]
         except NoFit as exc:
             self.placements.no_fit(kind, spec, exc, time.perf_counter() - began)
             raise
+        if not ranked:
+            raise NoOtherNode(500, "no other node can take the container")
+        engine = by_id[ranked[0].id]
         self.placements.placed(kind, spec, engine.name, time.perf_counter() - began)
         return engine
 
@@ -197,18 +225,35 @@ class Cluster:
         """Schedule and create a container; returns its engine and the engine's 201 body.
 
         The container goes where the networks it joins are (a `node/name` reference is rewritten
-        to the name that node knows). When the chosen node has no copy of the image and cannot
-        pull it (an image built or imported on some nodes only), placement is retried once among
-        the nodes that have it.
+        to the name that node knows). A create the chosen engine fails (it is unreachable, or
+        answers 5xx) is tried on the next best engine, up to `create_retry` times.
         """
         labels = body.setdefault("Labels", None) or {}
         labels.setdefault(SWARM_ID_LABEL, secrets.token_hex(32))
         body["Labels"] = labels
         body, networks = place_networks(self.validated(), body)
         spec = dataclasses.replace(ContainerSpec.from_create_body(body, name), networks=networks)
+        failed: list[CreateFailed] = []
+        while True:
+            try:
+                return await self._create_near_image(spec, name, auth, [f.engine.id for f in failed])
+            except CreateFailed as exc:
+                failed.append(exc)
+                if exc.status < 500 or len(failed) > self.create_retry:
+                    raise _tried(failed) from None
+                log.warning("create failed, trying the next best node node=%s error=%r retry=%d/%d",
+                            exc.engine.name, exc.message, len(failed), self.create_retry)
+            except NoOtherNode:
+                raise _tried(failed) from None
+
+    async def _create_near_image(self, spec: ContainerSpec, name: str | None, auth: str | None,
+                                 failed: list[str]) -> tuple[Engine, dict]:
+        """Place and create; when the chosen node has no copy of the image and cannot pull it (an
+        image built or imported on some nodes only), placement is retried once among the nodes that
+        have it."""
         try:
-            return await self._place_and_create(spec, name, auth)
-        except ApiError as exc:
+            return await self._place_and_create(spec, name, auth, failed)
+        except CreateFailed as exc:
             holders = self.engines_with_image(spec.image) if spec.image else []
             if exc.status != 404 or not any(e.healthy for e in holders):
                 raise
@@ -218,21 +263,24 @@ class Cluster:
                 raise exc from None
             log.info("retrying placement where the image is image=%s", spec.image)
             spec = dataclasses.replace(spec, affinities=spec.affinities + (near_image,))
-            return await self._place_and_create(spec, name, auth)
+            return await self._place_and_create(spec, name, auth, failed)
 
-    async def _place_and_create(self, spec: ContainerSpec, name: str | None,
-                                auth: str | None) -> tuple[Engine, dict]:
+    async def _place_and_create(self, spec: ContainerSpec, name: str | None, auth: str | None,
+                                failed: list[str]) -> tuple[Engine, dict]:
         swarm_id = spec.labels[SWARM_ID_LABEL]
         async with self._placement:
             if name and self.name_taken(name):
                 raise name_conflict(name)
-            engine = self.best_engine(spec)
+            engine = self.best_engine(spec, avoid=failed)
             placeholder = spec.as_container("pending:" + swarm_id)
             self._pending.setdefault(engine.addr, []).append(placeholder)
             if name:
                 self._pending_names.add(name)
         try:
-            created = await self._create_on(engine, spec.create_body(), name, auth)
+            try:
+                created = await self._create_on(engine, spec.create_body(), name, auth)
+            except ApiError as exc:
+                raise CreateFailed(engine, exc) from None
             await engine.refresh_container(created["Id"])
         finally:
             self._pending[engine.addr].remove(placeholder)

@@ -30,6 +30,15 @@ ETCD = "etcd://127.0.0.1:2379/cluster"
     (["list"], "discovery required to list a cluster. See 'shoal list --help'."),
     (["list", "--timeout", "0s", ETCD], "--timeout should be a positive number"),
     (["list", "consul://10.0.0.1:8500/x"], "unsupported discovery consul://"),
+    # classic Swarm's own test cases (test/integration/cli): values that begin with `-` reach the checks
+    (["list", "--timeout", "-10s", ETCD], "--timeout should be a positive number"),
+    (["list", "-timeout", "-1s", ETCD], "--timeout should be a positive number"),
+    (["join", "--advertise", "10.0.0.1:2375", "--delay", "-30s", ETCD], "--delay should not be a negative number"),
+    (["join", "--advertise=10.0.0.1:2375", "--heartbeat=-10s", "--ttl=10s", ETCD],
+     "--heartbeat should be at least one second"),
+    (["join", "--advertise", "10.0.0.1:2375", "--heartbeat", "1s", "--ttl", "-10s", ETCD],
+     "--ttl must be strictly superior to the heartbeat value"),
+    (["join", "-advertise", "127.0.0.1:65536", ETCD], "--advertise should be of the form ip:port or hostname:port"),
 ])
 def test_bad_flags_are_explained(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 1

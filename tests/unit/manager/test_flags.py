@@ -45,6 +45,18 @@ def test_filters_replace_the_default_list_in_the_order_given():
     (("--engine-refresh-min-interval", "soon", "a:1"), "invalid value 'soon' for --engine-refresh-min-interval"),
     (("--advertise", "10.0.0.1", "a:1"), "--advertise should be of the form ip:port or hostname:port"),
     (("--cluster-opt", "swarm.overcommit", "a:1"), "invalid --cluster-opt 'swarm.overcommit': expected key=value"),
+    # classic Swarm's own test cases (test/integration/cli): values may begin with `-`, flags with one dash
+    (("--engine-refresh-min-interval", "-10s", "a:1"), "min refresh interval should be a positive number"),
+    (("--engine-refresh-max-interval", "0s", "a:1"), "max refresh interval cannot be less than min refresh interval"),
+    (("--engine-refresh-max-interval", "-30s", "a:1"),
+     "max refresh interval cannot be less than min refresh interval"),
+    (("--engine-refresh-min-interval", "30s", "-engine-refresh-max-interval", "20s", "a:1"),
+     "max refresh interval cannot be less than min refresh interval"),
+    (("--engine-failure-retry", "-1", "a:1"), "invalid failure retry count"),
+    (("--heartbeat", "-10s", "a:1"), "--heartbeat should be at least one second"),
+    (("-heartbeat=0s", "a:1"), "--heartbeat should be at least one second"),
+    (("--cluster-opt", "swarm.createretry=-1", "a:1"), "swarm.createretry can not be negative, -1 is invalid"),
+    (("--cluster-opt", "swarm.createretry=two", "a:1"), "invalid value 'two' for swarm.createretry"),
 ])
 def test_bad_flags_are_refused_with_classic_messages(argv, message):
     with pytest.raises(UsageError) as err:
@@ -56,3 +68,10 @@ def test_version_flag(capsys):
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out == "shoal version 0.1.0\n"
+
+
+def test_createretry_and_the_global_flags_reach_the_config():
+    config = configure(build_parser().parse_args(
+        ["-experimental", "-l", "warn", "manage", "--cluster-opt", "swarm.createretry=2", "a:1"]))
+    assert (config.create_retry, config.experimental) == (2, True)
+    assert configure(parse("a:1")).create_retry == 0

@@ -119,7 +119,7 @@ async def test_a_slow_body_or_a_kept_alive_connection_is_not_cut(api, monkeypatc
 
 
 async def test_the_catch_all_500_carries_a_request_id_that_is_logged(api, monkeypatch, caplog):
-    def broken():
+    def broken(*args):
         raise KeyError("Version")
 
     monkeypatch.setattr(render, "version", broken)

@@ -14,6 +14,7 @@ from discovery import Discovery, DiscoveryError, from_url
 from discovery.addresses import is_host_port
 from shoal import logs
 from shoal.flags import UsageError, duration, key_values
+from shoal.tls import add_tls_flags, tls_from_flags
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,8 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                      "(default 180s)")
     join.add_argument("--delay", default="0s", help="wait a random time in [0, delay) before joining "
                                                      "(default 0s)")
-    join.add_argument("--engine", default="", help="engine to health-check: host:port, tcp://, unix:// "
-                                                    "(default: the --advertise address)")
+    join.add_argument("--engine", default="", help="engine to health-check: host:port, tcp://, https://, "
+                                                    "unix:// (default: the --advertise address)")
+    add_tls_flags(join, "the engine health check (as `shoal manage` towards engines)")
     _discovery_args(join)
     join.set_defaults(func=join_cmd)
 
@@ -66,8 +68,12 @@ def join_cmd(args: argparse.Namespace) -> int:
             raise UsageError("--heartbeat should be at least one second")
         if ttl <= heartbeat:
             raise UsageError("--ttl must be strictly superior to the heartbeat value")
+        tls = tls_from_flags(args)
+        if args.engine.startswith("https://") and tls is None:
+            raise UsageError("--engine https://... needs --tls or --tlsverify (and their certificates)")
         discovery = from_url(args.discovery, key_values(args.discovery_opt, "--discovery-opt"), heartbeat)
-        asyncio.run(run_join(discovery, args.advertise, args.engine or args.advertise, heartbeat, ttl, delay))
+        asyncio.run(run_join(discovery, args.advertise, args.engine or args.advertise, heartbeat, ttl, delay,
+                             tls.client_context() if tls else None))
     except (UsageError, DiscoveryError) as err:
         return _fail("join", err)
     return 0

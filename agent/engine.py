@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from types import TracebackType
 
 import aiohttp
@@ -9,28 +10,31 @@ import aiohttp
 log = logging.getLogger(__name__)
 
 
-def engine_url(engine: str) -> tuple[str, str | None]:
-    """(HTTP base URL, unix socket path or None) for `host:port`, `tcp://`, `http://` or `unix://`."""
+def engine_url(engine: str, tls: bool = False) -> tuple[str, str | None]:
+    """(base URL, unix socket path or None) for `host:port`, `tcp://`, `http://`, `https://` or
+    `unix://`; with `tls` a TCP engine is reached over https."""
     if engine.startswith("unix://"):
         return "http://localhost", engine[len("unix://"):]
-    if engine.startswith("tcp://"):
-        engine = engine[len("tcp://"):]
-    return (engine if engine.startswith("http://") else f"http://{engine}").rstrip("/"), None
+    engine = engine.removeprefix("tcp://")
+    if not engine.startswith(("http://", "https://")):
+        engine = f"{'https' if tls else 'http'}://{engine}"
+    return engine.rstrip("/"), None
 
 
 class EngineProbe:
     """`alive()` pings the engine; state changes are logged once (use as `async with`)."""
 
-    def __init__(self, engine: str, timeout: float) -> None:
+    def __init__(self, engine: str, timeout: float, tls: ssl.SSLContext | None = None) -> None:
         self.engine = engine
-        self._base, self._socket = engine_url(engine)
+        self._base, self._socket = engine_url(engine, tls is not None)
+        self._tls = tls
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._up: bool | None = None
 
     async def __aenter__(self) -> EngineProbe:
         connector = (aiohttp.UnixConnector(path=self._socket, force_close=True) if self._socket
-                     else aiohttp.TCPConnector(force_close=True))   # each ping is a new connection
+                     else aiohttp.TCPConnector(force_close=True, ssl=self._tls or True))  # a new connection each
         self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self
 

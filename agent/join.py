@@ -6,6 +6,7 @@ import contextlib
 import logging
 import random
 import signal
+import ssl
 
 from agent.engine import EngineProbe
 from discovery import Discovery
@@ -15,13 +16,13 @@ log = logging.getLogger(__name__)
 
 
 async def run_join(discovery: Discovery, addr: str, engine: str, heartbeat: float, ttl: float,
-                   delay: float) -> None:
+                   delay: float, tls: ssl.SSLContext | None = None) -> None:
     """Register until SIGTERM/SIGINT, then leave (revoke) before returning; backend errors propagate."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    registration = asyncio.create_task(_register(discovery, addr, engine, heartbeat, ttl, delay))
+    registration = asyncio.create_task(_register(discovery, addr, engine, heartbeat, ttl, delay, tls))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({registration, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
@@ -33,12 +34,12 @@ async def run_join(discovery: Discovery, addr: str, engine: str, heartbeat: floa
 
 
 async def _register(discovery: Discovery, addr: str, engine: str, heartbeat: float, ttl: float,
-                    delay: float) -> None:
+                    delay: float, tls: ssl.SSLContext | None) -> None:
     if delay > 0:
         wait = random.uniform(0, delay)
         log.info("agent: delaying join addr=%s delay=%s", addr, format_duration(round(wait, 3)))
         await asyncio.sleep(wait)
-    async with EngineProbe(engine, timeout=min(heartbeat, 5.0)) as probe:
+    async with EngineProbe(engine, timeout=min(heartbeat, 5.0), tls=tls) as probe:
         log.info("agent: joining addr=%s engine=%s heartbeat=%s ttl=%s", addr, engine,
                  format_duration(heartbeat), format_duration(ttl))
         await discovery.register(addr, ttl, heartbeat, alive=probe.alive)

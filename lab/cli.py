@@ -25,7 +25,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     for node, key, value in args.label:
         labels.setdefault(node, {})[key] = value
     spec = LabSpec(name=args.name, nodes=args.nodes, subnet=args.subnet, labels=labels,
-                   registry=args.registry, etcd=args.etcd, manager_port=args.manager, root=args.dir)
+                   registry=args.registry, etcd=args.etcd, manager_port=args.manager, root=args.dir, tls=args.tls)
     try:
         state = up(spec)
     except LabError as err:
@@ -38,6 +38,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     for what, addr in (("registry", state.registry), ("etcd", state.etcd)):
         if addr:
             print(f"{what}\t{addr}")
+    if state.manager and state.tls:
+        print(f"export DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={Path(state.tls) / 'docker'}")
     if state.manager:
         print(f"export DOCKER_HOST=tcp://{state.manager}")
     return 0
@@ -89,6 +91,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     up_p.add_argument("--registry", action="store_true", help="a registry on <bridge>:5000")
     up_p.add_argument("--etcd", action="store_true", help="an etcd on 127.0.0.1 and the bridge")
     up_p.add_argument("--manager", type=int, metavar="PORT", help="also start a manager on this port")
+    up_p.add_argument("--tls", action="store_true",
+                      help="a throwaway CA; engines (port 2376), manager and etcd with --tlsverify")
     up_p.set_defaults(func=_cmd_up)
     actions.add_parser("down", parents=[common], help="remove the lab").set_defaults(func=_cmd_down)
     actions.add_parser("status", parents=[common], help="show the lab").set_defaults(func=_cmd_status)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import ipaddress
 import shutil
+import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,6 +47,7 @@ from lab.net import create_bridge, create_node_net, delete_net
 from lab.procs import (LabError, cgroup_procs, procs_using, progress, remove_cgroup, stop, unmount_under,
                        wait_until)
 from lab.state import DEFAULT_ROOT, LabSpec, LabState, load, plan
+from lab.tls import docker_cert_path, issue, kv_flags, make_tls, tls_flags
 
 ENGINE_TIMEOUT, AUX_TIMEOUT, MANAGER_TIMEOUT = 30.0, 15.0, 20.0
 SERVICES = ("registry", "etcd")  # stopped after the manager and agents
@@ -62,18 +64,34 @@ def up(spec: LabSpec) -> LabState:
     for node in state.nodes:
         create_node_net(node.netns, node.veth, state.bridge, node.ip, prefixlen)
     progress("network up", lab=state.name, bridge=f"{state.bridge}:{state.bridge_ip}", nodes=len(state.nodes))
+    if state.tls:
+        _make_certificates(state)
     etcd = _start_aux(state, spec)
     for node in state.nodes:
-        node.dockerd = start_dockerd(node, [f"{state.bridge_ip}:{REGISTRY_PORT}"])
+        certs = (state.tls_paths.ca, *_engine_pair(state, node)) if state.tls else None
+        node.dockerd = start_dockerd(node, [f"{state.bridge_ip}:{REGISTRY_PORT}"], certs)
         state.save()
     rootfs = busybox_tar()
+    tls = state.client_tls()
     with ThreadPoolExecutor(len(state.nodes)) as pool:
-        list(pool.map(lambda n: _ready_node(n, rootfs), state.nodes))
+        list(pool.map(lambda n: _ready_node(n, rootfs, tls), state.nodes))
     _ready_aux(state, etcd)
     if spec.manager_port:
         _start_manager(state, spec.manager_port)
     progress("up", lab=state.name, engines=",".join(state.engines), took=f"{time.monotonic() - began:.1f}s")
     return state
+
+
+def _make_certificates(state: LabState) -> None:
+    """A throwaway CA, the manager's pair, a client pair and one pair per engine (keys 0600)."""
+    make_tls(state.tls, ("127.0.0.1", state.bridge_ip))  # etcd serves the bridge too
+    for node in state.nodes:
+        issue(state.tls, node.name, node.ip)
+    progress("tls certificates made", dir=state.tls, cert_path=docker_cert_path(state.tls))
+
+
+def _engine_pair(state: LabState, node: Host) -> tuple[str, str]:
+    return str(Path(state.tls) / f"{node.name}.pem"), str(Path(state.tls) / f"{node.name}.key")
 
 
 def _start_aux(state: LabState, spec: LabSpec) -> EtcdServer | None:
@@ -82,17 +100,18 @@ def _start_aux(state: LabState, spec: LabSpec) -> EtcdServer | None:
     if spec.registry:
         state.procs["registry"], state.registry = start_registry(Path(state.dir) / "registry", state.bridge_ip)
     if spec.etcd:
-        etcd = EtcdServer(Path(state.dir) / "etcd", f"shoal-{state.name}", also_on=(state.bridge_ip,))
+        etcd = EtcdServer(Path(state.dir) / "etcd", f"shoal-{state.name}", also_on=(state.bridge_ip,),
+                          tls=state.tls_paths)
         state.procs["etcd"], state.etcd = etcd.spawn(), etcd.endpoint
     state.save()
     return etcd
 
 
-def _ready_node(node: Host, rootfs: bytes) -> None:
+def _ready_node(node: Host, rootfs: bytes, tls: ssl.SSLContext | None) -> None:
     """Wait for a node's engine to answer, then import busybox into it."""
-    took = wait_until(lambda: answers(node.engine), ENGINE_TIMEOUT, f"{node.name} dockerd", node.dockerd)
+    took = wait_until(lambda: answers(node.engine, tls=tls), ENGINE_TIMEOUT, f"{node.name} dockerd", node.dockerd)
     progress(f"{node.name} dockerd up", addr=node.engine, pid=node.dockerd.pid, took=f"{took:.1f}s")
-    import_busybox(node.engine, rootfs)
+    import_busybox(node.engine, rootfs, tls)
     progress(f"{node.name} busybox imported")
 
 
@@ -103,24 +122,29 @@ def _ready_aux(state: LabState, etcd: EtcdServer | None) -> None:
         progress("etcd up", addr=state.etcd, took=f"{took:.1f}s")
     if state.registry:
         wait_until(lambda: answers(state.registry, "/v2/"), AUX_TIMEOUT, "registry", state.procs["registry"])
-        seed_registry(state.engines[0], state.registry)
+        seed_registry(state.engines[0], state.registry, state.client_tls())
         progress("registry up", addr=state.registry, seeded=f"{state.registry}/busybox:latest")
 
 
 def _start_manager(state: LabState, port: int) -> None:
     """Spawn the manager (plus one agent per node when etcd is on); warn if it stays silent."""
-    lab_dir = Path(state.dir)
+    lab_dir, paths = Path(state.dir), state.tls_paths
+    kv = kv_flags(paths) if paths and state.etcd else []
     if state.etcd:
         discovery = f"etcd://{state.etcd}/shoal"
+        agent_flags = (tls_flags(paths, client=True) if paths else []) + kv
         for node in state.nodes:
-            state.procs[f"agent-{node.name}"] = start_agent(node.engine, discovery, lab_dir / f"agent-{node.name}.log")
+            state.procs[f"agent-{node.name}"] = start_agent(node.engine, discovery, lab_dir / f"agent-{node.name}.log",
+                                                            flags=agent_flags)
     else:
         discovery = "nodes://" + ",".join(state.engines)
     state.manager = f"127.0.0.1:{port}"
-    state.procs["manager"] = start_manager(state.manager, discovery, [], lab_dir / "manager.log")
+    flags = (tls_flags(paths, client=False) if paths else []) + kv
+    state.procs["manager"] = start_manager(state.manager, discovery, flags, lab_dir / "manager.log")
     state.save()
+    tls = state.client_tls()
     try:
-        took = wait_until(lambda: answers(state.manager), MANAGER_TIMEOUT, "manager", state.procs["manager"])
+        took = wait_until(lambda: answers(state.manager, tls=tls), MANAGER_TIMEOUT, "manager", state.procs["manager"])
         progress("manager up", addr=state.manager, discovery=discovery, took=f"{took:.1f}s")
     except LabError as err:
         progress("warning", what="manager not answering", error=str(err).replace("\n", " | "))
@@ -135,8 +159,9 @@ def down(name: str = "shoal", root: Path = DEFAULT_ROOT) -> None:
         return
     began = time.monotonic()
     stop([p for what, p in state.procs.items() if what not in SERVICES])  # manager, agents
+    tls = state.client_tls()
     with ThreadPoolExecutor(len(state.nodes)) as pool:
-        list(pool.map(_clear_engine, state.nodes))
+        list(pool.map(lambda n: _clear_engine(n, tls), state.nodes))
     stop(state.procs.values())
     stop([n.dockerd for n in state.nodes if n.dockerd], timeout=20.0)
     stop(procs_using([Path(n.run_dir) for n in state.nodes], ("dockerd", "containerd")))
@@ -151,12 +176,12 @@ def down(name: str = "shoal", root: Path = DEFAULT_ROOT) -> None:
     progress("down", lab=name, took=f"{time.monotonic() - began:.1f}s")
 
 
-def _clear_engine(node: Host) -> None:
+def _clear_engine(node: Host, tls: ssl.SSLContext | None) -> None:
     """Force-remove all containers of a node whose engine still answers."""
-    if not answers(node.engine):
+    if not answers(node.engine, tls=tls):
         return
     try:
-        progress(f"{node.name} containers removed", count=remove_containers(node.engine))
+        progress(f"{node.name} containers removed", count=remove_containers(node.engine, tls))
     except LabError as err:
         progress("warning", node=node.name, error=err)
 
@@ -174,9 +199,10 @@ def status(name: str = "shoal", root: Path = DEFAULT_ROOT) -> list[tuple[str, st
     state = load(name, root)
     if state is None:
         return None
-    rows = [(n.name, n.engine, answers(n.engine)) for n in state.nodes]
-    services = [("registry", state.registry, "/v2/"), ("etcd", state.etcd, "/health"),
-                ("manager", state.manager, "/_ping")]
-    rows += [(what, addr, answers(addr, path)) for what, addr, path in services if addr]
+    tls = state.client_tls()
+    rows = [(n.name, n.engine, answers(n.engine, tls=tls)) for n in state.nodes]
+    rows += [("registry", state.registry, answers(state.registry, "/v2/"))] if state.registry else []
+    rows += [("etcd", state.etcd, answers(state.etcd, "/health", tls))] if state.etcd else []
+    rows += [("manager", state.manager, answers(state.manager, tls=tls))] if state.manager else []
     rows += [(what, f"pid {p.pid}", p.alive()) for what, p in state.procs.items() if what.startswith("agent-")]
     return rows

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lab.daemons import Host
+from lab.daemons import ENGINE_PORT, TLS_ENGINE_PORT, Host
 from lab.net import addresses, check_subnet_free
 from lab.procs import LabError, Proc, port_in_use
+from lab.tls import TlsPaths, client_context, tls_paths
 
 DEFAULT_ROOT = Path("/var/lib/shoal/lab")
 RUN_ROOT = Path("/run/shoal")
@@ -27,6 +29,7 @@ class LabSpec:
     etcd: bool = False
     manager_port: int | None = None
     root: Path = DEFAULT_ROOT
+    tls: bool = False
 
 
 @dataclass
@@ -44,6 +47,16 @@ class LabState:
     etcd: str | None = None
     manager: str | None = None
     procs: dict[str, Proc] = field(default_factory=dict)
+    tls: str | None = None  # the certificates' directory (lab.tls) when the lab uses TLS
+
+    @property
+    def tls_paths(self) -> TlsPaths | None:
+        return tls_paths(self.tls) if self.tls else None
+
+    def client_tls(self) -> ssl.SSLContext | None:
+        """A client context for the lab's engines and manager (None without TLS)."""
+        paths = self.tls_paths
+        return client_context(paths) if paths and Path(paths.cert).exists() else None
 
     @property
     def engines(self) -> list[str]:
@@ -94,7 +107,9 @@ def plan(spec: LabSpec) -> LabState:
     lab_dir, run_dir = spec.root.resolve() / spec.name, RUN_ROOT / spec.name
     nodes = [Host(name=f"node{k}", ip=ip, netns=f"{spec.name}-node{k}", veth=f"{spec.name}-v{k}",
                   dir=str(lab_dir / f"node{k}"), run_dir=str(run_dir / f"n{k}"),
-                  cgroup=f"shoal-{spec.name}-node{k}", labels=spec.labels.get(f"node{k}", {}))
+                  cgroup=f"shoal-{spec.name}-node{k}", labels=spec.labels.get(f"node{k}", {}),
+                  port=TLS_ENGINE_PORT if spec.tls else ENGINE_PORT)
              for k, ip in enumerate(ips, start=1)]
     return LabState(name=spec.name, dir=str(lab_dir), run_dir=str(run_dir), subnet=spec.subnet,
-                    bridge=f"{spec.name}-br", bridge_ip=bridge_ip, nodes=nodes)
+                    bridge=f"{spec.name}-br", bridge_ip=bridge_ip, nodes=nodes,
+                    tls=str(lab_dir / "tls") if spec.tls else None)

@@ -15,13 +15,14 @@ from aiohttp import web
 
 import discovery
 from discovery.addresses import is_host_port
-from manager.api.listener import ApiRunner
+from manager.api.listener import ApiRunner, TlsSite
 from manager.api.routes import build_app
 from manager.cluster.cluster import Cluster
 from manager.cluster.engine import EngineOptions
 from scheduler import DEFAULT_FILTERS, Scheduler, SchedulerError
 from shoal import logs
 from shoal.flags import UsageError, duration, integer, key_values
+from shoal.tls import TlsConfig, add_tls_flags, tls_from_flags
 
 log = logging.getLogger("shoal.manage")
 
@@ -38,6 +39,7 @@ class ManageConfig:
     advertise: str | None
     create_retry: int = 0
     experimental: bool = False
+    tls: TlsConfig | None = None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,10 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--advertise", "--addr", default=os.environ.get("SWARM_ADVERTISE"),
                    help="host:port other managers reach this one at (env SWARM_ADVERTISE; used with "
                         "--replication)")
-    for flag in ("--tls", "--tlsverify"):
-        p.add_argument(flag, action="store_true", help="(not supported yet)")
-    for flag in ("--tlscacert", "--tlscert", "--tlskey"):
-        p.add_argument(flag, default=None, help="(not supported yet)")
+    add_tls_flags(p, "the API and towards the engines")
     p.add_argument("discovery", nargs="?", default=os.environ.get("SWARM_DISCOVERY"),
                    help="nodes://h1:2375,h2:2375 | h1:2375,h2:2375 | file:///path | etcd://h:2379/prefix")
     p.set_defaults(func=run)
@@ -78,8 +77,7 @@ def configure(args: argparse.Namespace) -> ManageConfig:
         raise UsageError("discovery required to manage a cluster. See 'shoal manage --help'.")
     if args.replication:
         raise UsageError("--replication is not supported by Shoal yet")
-    if args.tls or args.tlsverify or args.tlscacert or args.tlscert or args.tlskey:
-        raise UsageError("TLS is not supported by Shoal yet")
+    tls = tls_from_flags(args)
     if args.advertise and not is_host_port(args.advertise):
         raise UsageError("--advertise should be of the form ip:port or hostname:port")
     refresh_min = duration(args.engine_refresh_min_interval, "--engine-refresh-min-interval")
@@ -118,9 +116,10 @@ def configure(args: argparse.Namespace) -> ManageConfig:
     return ManageConfig(hosts=hosts, discovery=args.discovery,
                         discovery_opts=key_values(args.discovery_opt, "--discovery-opt"),
                         heartbeat=heartbeat, scheduler=scheduler,
-                        engine=EngineOptions(refresh_min, refresh_max, args.engine_failure_retry),
+                        engine=EngineOptions(refresh_min, refresh_max, args.engine_failure_retry,
+                                             tls=tls.client_context() if tls else None),
                         cors=args.cors, advertise=args.advertise, create_retry=create_retry,
-                        experimental=getattr(args, "experimental", False))
+                        experimental=getattr(args, "experimental", False), tls=tls)
 
 
 def _listen_target(host: str) -> tuple[str, str | int]:
@@ -153,11 +152,16 @@ async def serve(config: ManageConfig, source: "discovery.Discovery") -> int:
     app = build_app(cluster, [["Role", "primary"]], cors=config.cors, experimental=config.experimental)
     runner = ApiRunner(app)
     await runner.setup()
+    server_tls = config.tls.server_context() if config.tls else None
+    mode = "off" if config.tls is None else "verify" if config.tls.verify else "on"
     for host in config.hosts:
         kind, target = _listen_target(host)
-        site = web.UnixSite(runner, target) if kind == "unix" else web.TCPSite(runner, *target)
+        if kind == "unix":
+            site: web.BaseSite = web.UnixSite(runner, target)
+        else:
+            site = TlsSite(runner, *target, server_tls) if server_tls else web.TCPSite(runner, *target)
         await site.start()
-        log.info("listening on %s", host)
+        log.info("listening on %s tls=%s", host, mode if kind == "tcp" else "off")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -5,17 +5,20 @@ MAX_HEADERS headers with a plain-text 400; here they get dockerd's JSON error sh
 statuses HTTP has for them (414, 431). A client that has not sent a complete request head within
 HEADER_TIMEOUT of connecting, or of starting its next request, is answered 408 and cut off (so a
 slow sender cannot hold connections open); an idle keep-alive connection closes after KEEPALIVE.
+`TlsSite` serves it over TLS (manager.api.tlslayer: half-closes pass, as hijacked streams need).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from http import HTTPStatus
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
 from manager.api.jsonio import encode
+from manager.api.tlslayer import TlsLayer
 
 log = logging.getLogger("shoal.api")
 
@@ -114,3 +117,24 @@ class ApiRunner(web.AppRunner):
         made = await super()._make_server()
         return ApiServer(made.request_handler, request_factory=made.request_factory,
                          handler_cancellation=True)
+
+
+class TlsSite(web.BaseSite):
+    """A TCP listener of the runner's server behind TLS (`context`: the server side)."""
+
+    __slots__ = ("_host", "_port", "_context")
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, context: ssl.SSLContext) -> None:
+        super().__init__(runner)
+        self._host, self._port, self._context = host, port, context
+
+    @property
+    def name(self) -> str:
+        return f"https://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: TlsLayer(self._context, server, server_side=True, handshake_timeout=HEADER_TIMEOUT),
+            self._host, self._port, reuse_address=True)

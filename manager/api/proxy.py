@@ -7,7 +7,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from manager.api.call import After
-from manager.cluster.engine import CONNECTION_ERRORS, Engine, EngineDown
+from manager.api.tlslayer import open_tls_connection
+from manager.cluster.engine import CONNECTION_ERRORS, CONNECT_TIMEOUT, HEAD_TIMEOUT, Engine, EngineDown
 
 HOP_BY_HOP = {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
               "proxy-authenticate", "proxy-authorization", "host", "content-length"}
@@ -117,11 +118,15 @@ async def hijack(request: web.Request, engine: Engine, path: str, version: str |
                  body: bytes) -> web.StreamResponse:
     """Attach / exec start (`body`, already read): upgrade both connections to raw byte pipes and
     relay both ways."""
+    tls = engine.options.tls
     try:
-        reader, writer = await asyncio.open_connection(engine.ip, engine.port)
+        if tls is None:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(engine.ip, engine.port),
+                                                    CONNECT_TIMEOUT)
+        else:
+            reader, writer = await open_tls_connection(engine.ip, engine.port, tls, CONNECT_TIMEOUT)
     except CONNECTION_ERRORS as exc:
-        engine.record_failure(exc)
-        raise EngineDown(500, f"Cannot connect to the Docker daemon at tcp://{engine.addr}: {exc}")
+        raise engine.unreachable(exc) from exc
     try:
         query = request.rel_url.raw_query_string
         lines = [f"{request.method} {engine.versioned(path, version)}{'?' + query if query else ''}"
@@ -129,7 +134,12 @@ async def hijack(request: web.Request, engine: Engine, path: str, version: str |
         lines += [f"{k}: {v}" for k, v in forward_headers(request.headers).items()]
         lines += ["Connection: Upgrade", "Upgrade: tcp", f"Content-Length: {len(body)}", "", ""]
         writer.write("\r\n".join(lines).encode() + body)
-        status, reason, headers = _parse_head(await reader.readuntil(b"\r\n\r\n"))
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as exc:
+            raise EngineDown(500, f"{engine.name or engine.addr} did not answer the {request.method} "
+                                  f"{path} upgrade: {exc!r}") from None
+        status, reason, headers = _parse_head(head)
         if status != 101:
             length = int(headers.get("Content-Length", "0") or 0)
             payload = await reader.readexactly(length) if length else b""

@@ -72,7 +72,8 @@ class Cluster:
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=64, force_close=False),
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=64, force_close=False,
+                                           ssl=self.options.tls or True),
             auto_decompress=False)
 
     async def close(self) -> None:

@@ -5,6 +5,7 @@ import asyncio
 import json
 import logging
 import random
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
@@ -24,8 +25,13 @@ CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, 
 # Container actions that change nothing the cache holds.
 QUIET_ACTIONS = ("exec_create", "exec_start", "exec_die", "exec_detach", "top", "resize", "attach",
                  "detach", "copy", "archive-path", "extract-to-dir", "export", "commit")
-CALL_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
-STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5)
+CONNECT_TIMEOUT = 5.0
+HEAD_TIMEOUT = 60.0  # until an engine's answer starts (its headers), for calls that are not pulls
+CALL_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=CONNECT_TIMEOUT)
+STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
+# Engines and manager share one TLS config (classic Swarm's rule): a mixed fleet is refused per node.
+TLS_FLEET = "a cluster's engines all use TLS, with certificates from the manager's CA, or none does"
+PLAIN_TO_TLS = "Client sent an HTTP request to an HTTPS server"  # dockerd's answer to plain HTTP
 # Full refreshes at once across all engines: a thousand engines validating together would
 # otherwise send tens of thousands of inspects at the same moment.
 REFRESH_GATE = asyncio.Semaphore(32)
@@ -34,11 +40,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """Timing knobs from `shoal manage` flags."""
+    """Timing knobs and the TLS client context (None: plain TCP) from `shoal manage` flags."""
 
     refresh_min: float = 30.0
     refresh_max: float = 60.0
     failure_retry: int = 3
+    tls: ssl.SSLContext | None = None
 
 
 class EngineDown(ApiError):
@@ -58,7 +65,7 @@ class Engine:
                  notify: Callable[["Engine", dict], None],
                  is_duplicate: Callable[["Engine"], str | None]) -> None:
         self.addr = addr
-        self.url = f"http://{addr}"
+        self.url = f"{'https' if options.tls else 'http'}://{addr}"
         self.session = session
         self.options = options
         self.notify = notify
@@ -141,11 +148,18 @@ class Engine:
                 method, url, params=params, data=data, headers=headers, timeout=timeout,
                 skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"))
         except CONNECTION_ERRORS as exc:
-            self.record_failure(exc)
-            raise EngineDown(500, f"Cannot connect to the Docker daemon at tcp://{self.addr}"
-                                  f" ({self.name or 'unknown'}): {exc or type(exc).__name__}") from exc
+            raise self.unreachable(exc) from exc
         self.record_success()
         return resp
+
+    def unreachable(self, exc: BaseException) -> EngineDown:
+        """A failed connection: counted against the engine's health, and the error to answer."""
+        self.record_failure(exc)
+        text = (f"Cannot connect to the Docker daemon at tcp://{self.addr} ({self.name or 'unknown'}): "
+                f"{exc or type(exc).__name__}")
+        if self.options.tls and isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)):
+            text += f" ({TLS_FLEET})"
+        return EngineDown(500, text)
 
     async def call(self, method: str, path: str, *, params: Any = None, body: Any = None,
                    headers: dict | None = None) -> tuple[int, Any]:
@@ -293,6 +307,8 @@ class Engine:
             version = await self.get_json("/version")
         except (ApiError, ValueError) as exc:
             self.error = getattr(exc, "message", str(exc))
+            if self.options.tls is None and PLAIN_TO_TLS in self.error:
+                self.error = f"{self.addr} serves TLS: start the manager with --tls or --tlsverify ({TLS_FLEET})"
             self.updated_at = time.time()
             return False
         if not info.get("NCPU") or not info.get("MemTotal"):

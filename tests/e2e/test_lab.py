@@ -142,7 +142,7 @@ def test_down_leaves_nothing(lab: LabState) -> None:
 def test_down_after_failed_up(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = side_lab("fl", 2, nodes=2, etcd=True)
 
-    def broken_import(addr: str, rootfs: bytes) -> None:
+    def broken_import(addr: str, rootfs: bytes, tls: object) -> None:
         raise LabError(f"injected import failure on {addr}")
 
     monkeypatch.setattr(lifecycle, "import_busybox", broken_import)

@@ -1,4 +1,5 @@
-"""A real `shoal manage` process (the lab's launcher), and the real docker CLI pointed at it."""
+"""A real `shoal manage` process (the lab's launcher), and the real docker CLI pointed at it (over TLS
+with the lab's certificates when given them)."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from lab.daemons import start_manager as spawn_manager
 from lab.procs import LabError, Proc, free_port, stop, tail, wait_until
+from lab.tls import TlsPaths, client_context, docker_cert_path, tls_flags
 
 FAST_REFRESH = ["--engine-refresh-min-interval", "5s", "--engine-refresh-max-interval", "10s"]
 
@@ -22,12 +24,12 @@ class Manager:
     url: str
     proc: Proc
     log_path: Path
+    tls: TlsPaths | None = None
 
     @property
     def env(self) -> dict[str, str]:
-        env = dict(os.environ, DOCKER_HOST=self.url.replace("http://", "tcp://"))
-        env.pop("DOCKER_API_VERSION", None)
-        return env
+        """For the docker CLI, docker-compose and docker-py (`docker.from_env()`)."""
+        return client_env(self.url.split("://", 1)[1], self.tls)
 
     def docker(self, *args: str, input: str | None = None, check: bool = True,
                timeout: float = 60, binary: str = "docker") -> subprocess.CompletedProcess:
@@ -43,8 +45,9 @@ class Manager:
         """A raw HTTP call to the manager: (status, decoded JSON or text)."""
         request = urllib.request.Request(self.url + path, data=body, method=method,
                                          headers={"Content-Type": "application/json"})
+        context = client_context(self.tls) if self.tls else None
         try:
-            with urllib.request.urlopen(request, timeout=30) as resp:
+            with urllib.request.urlopen(request, timeout=30, context=context) as resp:
                 status, raw = resp.status, resp.read()
         except urllib.error.HTTPError as err:
             status, raw = err.code, err.read()
@@ -69,13 +72,29 @@ class Manager:
         stop([self.proc])
 
 
+def client_env(addr: str, tls: TlsPaths | None) -> dict[str, str]:
+    """The environment the docker tools need to reach `addr` (with the lab's client pair when TLS).
+
+    Without TLS variables in it that the docker tools would use instead of DOCKER_CERT_PATH (the
+    requests library lets REQUESTS_CA_BUNDLE win over docker-py's CA)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DOCKER_API_VERSION", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "REQUESTS_CA_BUNDLE",
+                        "CURL_CA_BUNDLE")}
+    env["DOCKER_HOST"] = f"tcp://{addr}"
+    if tls:
+        env.update(DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=docker_cert_path(os.path.dirname(tls.ca)))
+    return env
+
+
 def start_manager(discovery: str, *flags: str, healthy: int, log_dir: Path,
-                  timeout: float = 30) -> Manager:
-    """Start `shoal manage` (quick engine refreshes) and wait until `healthy` engines are Healthy."""
+                  timeout: float = 30, tls: TlsPaths | None = None) -> Manager:
+    """Start `shoal manage` (quick engine refreshes; `--tlsverify` with the lab's server pair when
+    `tls`) and wait until `healthy` engines are Healthy."""
     listen = f"127.0.0.1:{free_port()}"
     log_path = log_dir / f"manager-{listen.rsplit(':', 1)[1]}.log"
-    manager = Manager(f"http://{listen}", spawn_manager(listen, discovery, [*FAST_REFRESH, *flags], log_path),
-                      log_path)
+    all_flags = [*FAST_REFRESH, *(tls_flags(tls, client=False) if tls else []), *flags]
+    manager = Manager(f"{'https' if tls else 'http'}://{listen}", spawn_manager(listen, discovery, all_flags, log_path),
+                      log_path, tls)
 
     def ready() -> bool:
         try:

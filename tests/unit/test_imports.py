@@ -9,14 +9,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shoal", "manager", "agent", "scheduler", "discovery", "lab", "bench", "tests")
-LEAVES = ("shoal.version", "shoal.durations", "shoal.flags", "shoal.logs")  # imported by many, import only each other
+LEAVES = ("shoal.version", "shoal.durations", "shoal.flags", "shoal.logs", "shoal.tls")  # imported by many, import only each other
 HANDLERS = tuple(f"manager.api.{name}" for name in ("containers", "images", "networks", "volumes", "system",
                                                   "dashboard.handlers"))
 
 # module prefix -> prefixes it may import (its own package is always allowed); the longest prefix rules
 ALLOWED: dict[str, tuple[str, ...]] = {
     "shoal": (), "manager": (),  # the packages themselves (their __init__)
-    "shoal.version": (), "shoal.durations": (), "shoal.flags": LEAVES, "shoal.logs": LEAVES,
+    "shoal.version": (), "shoal.durations": (), "shoal.flags": LEAVES, "shoal.logs": LEAVES, "shoal.tls": LEAVES,
     "shoal.cli": ("manager.cmd", "agent.cli", "lab.cli", *LEAVES),
     "shoal.__main__": ("shoal.cli",),
     "scheduler": (),

@@ -1,0 +1,185 @@
+"""TLS everywhere on a side lab made by `shoal lab up --tls` (a throwaway CA; engines, etcd, agents
+and manager with --tlsverify): the docker CLI (28 and 20.10), docker-compose and docker-py work
+unchanged, hijacked streams included; no certificate, another CA's or plain HTTP is refused;
+discovery runs over etcd TLS; a fleet that mixes TLS and plain engines is refused per node."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from lab.daemons import REPO
+from lab.lifecycle import down
+from lab.procs import free_port
+from lab.state import LabState, load
+from lab.tls import docker_cert_path, kv_flags, make_tls
+from tests.e2e.test_lab import side_lab
+from tests.support.manager import Manager, client_env, start_manager
+
+CLIS = ["docker", "/usr/bin/docker"]  # 28 and 20.10
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """(lab state, `shoal lab up --tls` output) for a 2-node TLS lab with etcd, agents and a manager."""
+    spec = side_lab("tl", 6, nodes=2)
+    down(spec.name, spec.root)
+    port = free_port()
+    try:
+        up = subprocess.run([sys.executable, "-m", "shoal", "lab", "up", "--name", spec.name, "--subnet", spec.subnet,
+                             "--nodes", "2", "--tls", "--etcd", "--manager", str(port)],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert up.returncode == 0, up.stderr
+        state = load(spec.name, spec.root)
+        manager = Manager(f"https://{state.manager}", state.procs["manager"], Path(state.dir) / "manager.log",
+                          state.tls_paths)
+        deadline = time.monotonic() + 30
+        while manager.healthy_count() < 2:  # the agents register over etcd TLS, the manager follows
+            assert time.monotonic() < deadline, manager.log()
+            time.sleep(0.3)
+        yield state, up.stdout
+    finally:
+        down(spec.name, spec.root)
+
+
+@pytest.fixture(scope="module")
+def tls_lab(made) -> LabState:
+    return made[0]
+
+
+@pytest.fixture(scope="module")
+def env(tls_lab) -> dict[str, str]:
+    return client_env(tls_lab.manager, tls_lab.tls_paths)
+
+
+def run(cli: str, *args: str, env: dict[str, str], input: str | None = None, check: bool = True,
+        timeout: float = 60) -> subprocess.CompletedProcess:
+    result = subprocess.run([cli, *args], env=env, input=input, text=True, capture_output=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, f"{cli} {' '.join(args)}: {result.stderr}"
+    return result
+
+
+def test_lab_up_prints_the_exports_and_keeps_keys_private(made):
+    state, out = made
+    assert f"export DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={state.tls}/docker\n" in out
+    assert f"export DOCKER_HOST=tcp://{state.manager}\n" in out
+    assert [n.engine.rsplit(":", 1)[1] for n in state.nodes] == ["2376", "2376"]
+    keys = list(Path(state.tls).glob("*.key")) + [Path(state.tls) / "docker" / "key.pem"]
+    assert len(keys) == 6 and all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in keys)
+    logs = [p for p in Path(state.dir).rglob("*.log")]
+    assert logs and not any("PRIVATE KEY" in p.read_text(errors="replace") for p in logs)
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_the_docker_cli_works_unchanged_over_tls(cli, env, tmp_path):
+    info = run(cli, "info", env=env).stdout
+    assert " Nodes: 2" in info and info.count("└ Status: Healthy") == 2
+    assert run(cli, "run", "--rm", "busybox", "echo", "hi", env=env).stdout == "hi\n"
+    # stdin ends: the CLI half-closes under TLS and still reads the output
+    assert run(cli, "run", "-i", "--rm", "busybox", "cat", env=env, input="piped\n").stdout == "piped\n"
+    tty = subprocess.run(["script", "-qec", f"{cli} run -it --rm busybox sh -c 'tty; exit 5'", "/dev/null"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert tty.returncode == 5 and "/dev/pts/0" in tty.stdout
+    box = run(cli, "run", "-d", "busybox", "sh", "-c", "echo started; sleep 300", env=env).stdout.strip()
+    try:
+        assert run(cli, "exec", "-i", box, "cat", env=env, input="to exec\n").stdout == "to exec\n"
+        ex = subprocess.run(["script", "-qec", f"{cli} exec -it {box} sh -c 'tty; exit 4'", "/dev/null"],
+                            env=env, capture_output=True, text=True, timeout=60)
+        assert ex.returncode == 4 and "/dev/pts/" in ex.stdout
+        follow = subprocess.Popen([cli, "logs", "-f", box], env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            assert follow.stdout.readline() == "started\n"
+        finally:
+            follow.kill()
+            follow.wait()
+        since = int(time.time())
+        late = run(cli, "run", "-d", "busybox", "sh", "-c", "sleep 1; echo attached", env=env).stdout.strip()
+        assert run(cli, "attach", late, env=env).stdout == "attached\n"
+        events = run(cli, "events", "--since", str(since), "--until", str(int(time.time()) + 1),
+                     "--filter", "event=die", "--format", "{{.Actor.ID}}", env=env).stdout.split()
+        assert late in events
+        (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN echo built > /x\n")
+        run(cli, "build", "-q", "-t", "overtls", str(tmp_path), env=env)
+        assert run(cli, "run", "--rm", "overtls", "cat", "/x", env=env).stdout == "built\n"
+        run(cli, "rm", "-f", late, env=env)
+    finally:
+        run(cli, "rm", "-f", box, env=env)
+
+
+def test_compose_and_docker_py_work_unchanged_over_tls(env, tmp_path, monkeypatch):
+    (tmp_path / "docker-compose.yml").write_text(
+        'version: "2"\nservices:\n  bird:\n    image: busybox\n    command: sleep 300\n')
+
+    def compose(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker-compose", "-p", "tlsflock", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=180, check=True)
+
+    compose("up", "-d", "--scale", "bird=2")
+    assert compose("exec", "-T", "bird", "echo", "composed").stdout == "composed\n"
+    compose("down")
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # requests would prefer them to docker-py's CA
+        monkeypatch.delenv(name, raising=False)
+    client = docker.DockerClient(**docker.utils.kwargs_from_env(environment=env))
+    try:
+        assert client.containers.run("busybox", ["echo", "from-sdk"], remove=True) == b"from-sdk\n"
+        box = client.containers.run("busybox", ["sleep", "300"], detach=True)
+        assert box.exec_run(["echo", "sdk-exec"]).output == b"sdk-exec\n"
+        box.remove(force=True)
+        assert client.containers.list(all=True) == []
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_no_certificate_another_ca_or_plain_http_is_refused(cli, tls_lab, env, tmp_path):
+    only_ca = tmp_path / "only-ca"
+    only_ca.mkdir()
+    (only_ca / "ca.pem").write_bytes(Path(tls_lab.tls_paths.ca).read_bytes())
+    other = Path(docker_cert_path(os.path.dirname(make_tls(str(tmp_path / "other")).ca)))
+    (other / "ca.pem").write_bytes(Path(tls_lab.tls_paths.ca).read_bytes())  # trusts the manager, is not trusted
+    for cert_path, error in ((only_ca, "tls: certificate required"), (other, "tls: unknown certificate authority")):
+        refused = run(cli, "version", env=dict(env, DOCKER_CERT_PATH=str(cert_path)), check=False)
+        assert refused.returncode == 1 and error in refused.stderr
+    plain = {k: v for k, v in env.items() if k not in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")}
+    refused = run(cli, "version", env=plain, check=False)
+    assert refused.returncode == 1 and "Client sent an HTTP request to an HTTPS server." in refused.stderr
+
+
+def test_list_and_discovery_over_etcd_tls(tls_lab):
+    url = f"etcd://{tls_lab.etcd}/shoal"
+    listed = subprocess.run([sys.executable, "-m", "shoal", "list", *kv_flags(tls_lab.tls_paths), url],
+                            cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0 and listed.stdout.split() == sorted(tls_lab.engines)
+    plain = subprocess.run([sys.executable, "-m", "shoal", "list", "--timeout", "2s", url],
+                           cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert plain.returncode == 1 and plain.stdout == ""
+
+
+def test_a_mixed_fleet_is_refused_per_node(tls_lab, lab, tmp_path):
+    tls_engine, plain_engine = tls_lab.engines[0], lab.engines[0]
+    plain = start_manager(f"nodes://{tls_engine}", healthy=0, log_dir=tmp_path)
+    secure = start_manager(f"nodes://{tls_engine},{plain_engine}", healthy=1, log_dir=tmp_path, tls=tls_lab.tls_paths)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            errors = [v for m in (plain, secure) for k, v in m.info_rows() if k.endswith("Error")]
+            if len(errors) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert errors[0] == (f"{tls_engine} serves TLS: start the manager with --tls or --tlsverify (a cluster's "
+                             "engines all use TLS, with certificates from the manager's CA, or none does)")
+        assert errors[1].startswith(f"Cannot connect to the Docker daemon at tcp://{plain_engine} (unknown): ")
+        assert errors[1].endswith("(a cluster's engines all use TLS, with certificates from the manager's CA, "
+                                  "or none does)")
+        assert secure.healthy_count() == 1 and json.loads(json.dumps(secure.info_rows()))
+    finally:
+        plain.stop()
+        secure.stop()

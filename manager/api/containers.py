@@ -1,6 +1,7 @@
 """Container and exec routes: thin handlers over the cluster, the proxy and the hijack."""
 from __future__ import annotations
 
+import itertools
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -11,16 +12,17 @@ from manager.api.fanout import fan_out, prune as prune_everywhere
 from manager.api.jsonio import encode, json_response, read_model
 from manager.api.models import CreateBody, ExecCreateBody, ExecStartBody, UpdateBody
 from manager.api.proxy import hijack, proxy
+from manager.cluster.containers import Container
 from manager.cluster.engine import Engine
 from manager.cluster.names import check_name
-from manager.errors import ApiError, engine_error, name_conflict
+from manager.errors import ApiError, engine_error, name_conflict, not_found
 
 
-def _target(call: Call, healthy_only: bool = True) -> tuple[Engine, dict, str]:
+def _target(call: Call, healthy_only: bool = True) -> tuple[Engine, Container, str]:
     """(engine, cached container, path with the reference replaced by the full ID)."""
     ref = call.args["ref"]
     engine, container = call.cluster.find_container(unquote(ref), healthy_only)
-    path = call.path.replace(f"/containers/{ref}", f"/containers/{container['Id']}", 1)
+    path = call.path.replace(f"/containers/{ref}", f"/containers/{container.id}", 1)
     return engine, container, path
 
 
@@ -29,9 +31,19 @@ def _is_upgrade(request: web.Request) -> bool:
         request.headers.get("Upgrade"))
 
 
-async def ps(call: Call) -> web.Response:
-    return web.Response(body=render.list_containers(call.cluster, call.request.query),
-                        content_type="application/json")
+async def ps(call: Call) -> web.StreamResponse:
+    """`docker ps` from the cache, written as it is encoded."""
+    chunks = render.list_containers(call.cluster, call.request.query)
+    first = next(chunks)
+    if first.endswith(b"]\n"):  # it all fits in one chunk: one plain answer with a length
+        return web.Response(body=first, content_type="application/json")
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(call.request)
+    for chunk in itertools.chain([first], chunks):
+        await resp.write(chunk)
+    await resp.write_eof()
+    return resp
 
 
 async def create(call: Call) -> web.Response:
@@ -45,15 +57,24 @@ async def create(call: Call) -> web.Response:
 
 
 async def inspect(call: Call) -> web.Response:
-    """Inspect from the event-fed cache, plus `Node`; ports shown at the node's address."""
+    """Inspect from the event-fed cache, plus `Node`; ports shown at the node's address.
+    A container known from a listing only is inspected on its engine first."""
     engine, container, _ = _target(call, healthy_only=False)
-    return web.Response(body=render.inspect_json(engine, container["Id"]), content_type="application/json")
+    if container.inspected is None and engine.healthy:
+        container = await engine.refresh_container(container.id)
+        if container is None:
+            raise not_found("container", call.args["ref"])
+    body = container.inspect()
+    if body is None:
+        raise ApiError(500, f"Container {call.args['ref']} running on unhealthy node {engine.name} "
+                            "has not been inspected yet")
+    return web.Response(body=render.inspect_json(engine, body), content_type="application/json")
 
 
 async def act(call: Call) -> web.StreamResponse:
     """start/stop/kill/restart/pause/unpause/wait: proxied, then the cache refreshed."""
     engine, container, path = _target(call)
-    return await proxy(call.request, engine, path, call.version, after=refresh_container(container["Id"]))
+    return await proxy(call.request, engine, path, call.version, after=refresh_container(container.id))
 
 
 async def update(call: Call) -> web.StreamResponse:
@@ -61,7 +82,7 @@ async def update(call: Call) -> web.StreamResponse:
     body = await read_model(call, UpdateBody)
     engine, container, path = _target(call)
     return await proxy(call.request, engine, path, call.version, body=encode(body.raw),
-                       after=refresh_container(container["Id"]))
+                       after=refresh_container(container.id))
 
 
 async def rename(call: Call) -> web.StreamResponse:
@@ -70,12 +91,12 @@ async def rename(call: Call) -> web.StreamResponse:
     engine, container, path = _target(call)
     if call.cluster.name_taken(new):
         raise name_conflict(new)
-    return await proxy(call.request, engine, path, call.version, after=refresh_container(container["Id"]))
+    return await proxy(call.request, engine, path, call.version, after=refresh_container(container.id))
 
 
 async def remove(call: Call) -> web.StreamResponse:
     engine, container, path = _target(call)
-    return await proxy(call.request, engine, path, call.version, after=forget_container(container["Id"]))
+    return await proxy(call.request, engine, path, call.version, after=forget_container(container.id))
 
 
 async def attach(call: Call) -> web.StreamResponse:

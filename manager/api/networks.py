@@ -46,8 +46,8 @@ def _truth(value: str) -> bool:
 def _in_use(call: Call, network: ClusterNetwork) -> bool:
     """Builtin networks count as used; others when some cached container is attached."""
     return network.builtin or any(
-        n.get("NetworkID") == network.id for e in network.holders for c in e.containers.values()
-        for n in ((c.get("NetworkSettings") or {}).get("Networks") or {}).values())
+        net_id == network.id for e in network.holders for c in e.containers.values()
+        for _, net_id in c.networks)
 
 
 async def listing(call: Call) -> web.Response:
@@ -119,8 +119,8 @@ async def attach(call: Call) -> web.StreamResponse:
         where = ", ".join(e.name for e in network.holders)
         raise ApiError(400, f"container {body.Container} is on {engine.name}, network {ref} is on {where}")
     return await proxy(call.request, engine, f"/networks/{network.id}/{call.args['action']}", call.version,
-                       body=encode(dict(body.raw, Container=container["Id"])),
-                       after=refresh_container(container["Id"]))
+                       body=encode(dict(body.raw, Container=container.id)),
+                       after=refresh_container(container.id))
 
 
 async def prune(call: Call) -> web.Response:

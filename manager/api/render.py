@@ -2,81 +2,53 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
 import socket
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
-from manager.api.jsonio import encode, parse_filters
-from manager.api.timefmt import bytes_size, human_duration, parse_time, rfc3339
+from manager.api.jsonio import parse_filters
 from manager.cluster.cluster import Cluster
+from manager.cluster.containers import UNSPECIFIED_IPS, Container, State
 from manager.cluster.engine import Engine
 from manager.cluster.snapshot import node_of
+from manager.cluster.timefmt import bytes_size, human_duration, next_change, rfc3339
 from manager.errors import ApiError
 from shoal.version import API_VERSION, MIN_API_VERSION, SERVER_VERSION, VERSION
 
-UNSPECIFIED_IPS = ("", "0.0.0.0", "::")
 
-
-def state_times(state: dict) -> tuple[float | None, float | None]:
-    """(started, finished) unix times of a container state."""
-    return parse_time(state.get("StartedAt")), parse_time(state.get("FinishedAt"))
-
-
-def status_text(state: dict, now: float, times: tuple[float | None, float | None] | None = None) -> str:
+def status_text(state: State, now: float) -> str:
     """The STATUS column, recomputed from cached state so it never goes stale."""
-    started, finished = times or state_times(state)
-    if state.get("Status") == "removing":
-        return "Removal In Progress"
-    if state.get("Dead") or state.get("Status") == "dead":
-        return "Dead"
-    if state.get("Restarting"):
-        return f"Restarting ({state.get('ExitCode', 0)}) {human_duration(now - (finished or now))} ago"
-    if state.get("Running"):
-        text = "Up " + human_duration(now - (started or now))
-        if state.get("Paused"):
-            return text + " (Paused)"
-        health = (state.get("Health") or {}).get("Status")
-        if health == "starting":
-            return text + " (health: starting)"
-        return text + (f" ({health})" if health in ("healthy", "unhealthy") else "")
-    if started is None:
-        return "Created"
-    return f"Exited ({state.get('ExitCode', 0)}) {human_duration(now - (finished or now))} ago"
+    return _status(state, now)[0]
 
 
-def _summary_base(engine: Engine, c: dict) -> dict:
-    return {
-        "Id": c["Id"],
-        "Names": ["/" + engine.name + c["Name"]],
-        "Image": c["Config"].get("Image", ""),
-        "ImageID": c.get("Image", ""),
-        "Command": " ".join([c.get("Path", ""), *(c.get("Args") or [])]).strip(),
-        "Created": int(parse_time(c.get("Created")) or 0),
-        "Ports": _ports(engine, c),
-        "Labels": c["Config"].get("Labels") or {},
-        "State": c["State"].get("Status", ""),
-        "HostConfig": {"NetworkMode": c["HostConfig"].get("NetworkMode", "default")},
-        "NetworkSettings": {"Networks": (c.get("NetworkSettings") or {}).get("Networks") or {}},
-        "Mounts": [{k: m.get(k) for k in ("Type", "Name", "Source", "Destination", "Driver", "Mode",
-                                          "RW", "Propagation") if k in m} for m in c.get("Mounts") or []],
-    }
-
-
-def _ports(engine: Engine, c: dict) -> list[dict]:
-    result: list[dict] = []
-    for key, bindings in ((c.get("NetworkSettings") or {}).get("Ports") or {}).items():
-        number, _, proto = key.partition("/")
-        for b in bindings or [None]:
-            entry = {"PrivatePort": int(number), "Type": proto or "tcp"}
-            if b is not None:
-                ip = engine.ip if b.get("HostIp") in UNSPECIFIED_IPS else b["HostIp"]
-                entry = {"IP": ip, **entry, "PublicPort": int(b.get("HostPort") or 0)}
-            if entry not in result:
-                result.append(entry)
-    return result
+def _status(state: State, now: float) -> tuple[str, float]:
+    """(STATUS text, the time until which it stays the same)."""
+    if state.status == "removing":
+        return "Removal In Progress", math.inf
+    if state.dead or state.status == "dead":
+        return "Dead", math.inf
+    if state.restarting:
+        base = state.finished or now
+        text = f"Restarting ({state.exit_code}) {human_duration(now - base)} ago"
+    elif state.running:
+        base = state.started or now
+        text = "Up " + human_duration(now - base)
+        if state.paused:
+            text += " (Paused)"
+        elif state.health == "starting":
+            text += " (health: starting)"
+        elif state.health in ("healthy", "unhealthy"):
+            text += f" ({state.health})"
+    elif state.started is None:
+        return "Created", math.inf
+    else:
+        base = state.finished or now
+        text = f"Exited ({state.exit_code}) {human_duration(now - base)} ago"
+    return text, base + next_change(now - base)
 
 
 # ---- docker ps ---------------------------------------------------------------------------------
@@ -87,13 +59,16 @@ def _truthy(value: str | None) -> bool:
 PS_FILTERS = ("id", "name", "label", "status", "node", "exited", "health", "ancestor", "network",
               "volume", "before", "since", "is-task")
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+PS_ROWS = 100  # `ps` rows per write (about 60 KiB)
+HOST_DOWN = b',"Status":"Host Down"}'
 
 
-def list_containers(cluster: Cluster, query) -> bytes:
+def list_containers(cluster: Cluster, query) -> Iterator[bytes]:
     """`GET /containers/json` from the cache: all nodes, filters, order and limits like dockerd.
 
-    The answer is JSON text assembled from per-container pre-encoded rows (30,000 containers
-    would otherwise spend most of the call in the JSON encoder).
+    Filters are checked (and a bad one raised) before this returns; the answer is then produced in
+    chunks of JSON text assembled from per-container pre-encoded rows, so a 30,000-row answer is
+    never built whole.
     """
     filters = parse_filters(query.get("filters"))
     for key in filters:
@@ -106,26 +81,24 @@ def list_containers(cluster: Cluster, query) -> bytes:
     everything = _truthy(query.get("all")) or limit > 0 or "exited" in filters or any(
         s != "running" for s in filters.get("status", []))
     checks = _checks(filters)
-    rows = [(e, c) for e, c in cluster.containers()
-            if (everything or (c["State"].get("Running") and e.healthy))
-            and all(check(e, c) for check in checks)]
-    rows.sort(key=lambda ec: ec[1].get("Created", ""), reverse=True)
+    rows = cluster.newest_first()
+    if not everything:
+        rows = [(e, c) for e, c in rows if c.state.running and e.healthy]
+    if checks:
+        rows = [(e, c) for e, c in rows if all(check(e, c) for check in checks)]
     rows = _window(rows, filters, cluster)
     if limit > 0:
         rows = rows[:limit]
-    now = time.time()
-    return b"[" + b",".join(_summary_json(e, c, now) for e, c in rows) + b"]\n"
+    return _ps_chunks(rows, time.time())
 
 
-def _summary_json(engine: Engine, c: dict, now: float) -> bytes:
-    """One `GET /containers/json` entry, named `/node/name` like classic Swarm.
-
-    Everything but the time-dependent Status is encoded once per change of the container.
-    """
-    head, times = engine.containers.derived(
-        c["Id"], "ps", lambda c: (encode(_summary_base(engine, c))[:-1], state_times(c["State"])))
-    status = status_text(c["State"], now, times) if engine.healthy else "Host Down"
-    return head + b',"Status":' + json.dumps(status).encode() + b"}"
+def _ps_chunks(rows: list[tuple[Engine, Container]], now: float) -> Iterator[bytes]:
+    """The JSON list, PS_ROWS rows at a time (one chunk when it is short)."""
+    for start in range(0, max(len(rows), 1), PS_ROWS):
+        body = b",".join([c.summary + (_status_json(c, now) if e.healthy else HOST_DOWN)
+                          for e, c in rows[start:start + PS_ROWS]])
+        head = b"," if start else b"["
+        yield head + body + (b"]\n" if start + PS_ROWS >= len(rows) else b"")
 
 
 def _limit(value: str | None) -> int:
@@ -137,16 +110,25 @@ def _limit(value: str | None) -> int:
     return int(value)
 
 
-ContainerCheck = Callable[[Engine, dict], bool]
 
 
-def _on_network(engine: Engine, c: dict, ref: str) -> bool:
+def _status_json(c: Container, now: float) -> bytes:
+    """`,"Status":"Up 2 hours"}`, re-rendered only when the text changes."""
+    memo = c.status_memo
+    if memo and memo[0] <= now < memo[1]:
+        return memo[2]
+    text, until = _status(c.state, now)
+    memo[:] = [now, until, b',"Status":' + json.dumps(text).encode() + b"}"]
+    return memo[2]
+
+
+ContainerCheck = Callable[[Engine, Container], bool]
+
+
+def _on_network(engine: Engine, c: Container, ref: str) -> bool:
     """`ps --filter network=`: a network name or ID prefix, or `node/name` (on that node)."""
-    networks = (c.get("NetworkSettings") or {}).get("Networks") or {}
-
     def joined(name: str) -> bool:
-        return name in networks or bool(name) and any(
-            (n or {}).get("NetworkID", "").startswith(name) for n in networks.values())
+        return any(name == net or bool(name) and net_id.startswith(name) for net, net_id in c.networks)
 
     node, sep, name = ref.partition("/")
     return (bool(sep) and node in (engine.name, engine.id) and joined(name)) or joined(ref)
@@ -154,24 +136,21 @@ def _on_network(engine: Engine, c: dict, ref: str) -> bool:
 
 def _checks(filters: dict[str, list[str]]) -> list[ContainerCheck]:
     """One predicate per filter key: label values must all hold (dockerd's rule), others any."""
-    def labels(c: dict) -> dict:
-        return c["Config"].get("Labels") or {}
-
-    def label_matches(c: dict, v: str) -> bool:
+    def label_matches(c: Container, v: str) -> bool:
         key, eq, value = v.partition("=")
-        return labels(c).get(key) == value if eq else key in labels(c)
+        return c.labels.get(key) == value if eq else key in c.labels
 
-    one: dict[str, Callable[[Engine, dict, str], bool]] = {
-        "id": lambda e, c, v: c["Id"].startswith(v),
-        "name": lambda e, c, v: bool(re.search(v, c["Name"][1:]) or re.search(v, e.name + c["Name"])),
-        "status": lambda e, c, v: c["State"].get("Status") == v,
+    one: dict[str, Callable[[Engine, Container, str], bool]] = {
+        "id": lambda e, c, v: c.id.startswith(v),
+        "name": lambda e, c, v: bool(re.search(v, c.name) or re.search(v, f"{e.name}/{c.name}")),
+        "status": lambda e, c, v: c.state.status == v,
         "node": lambda e, c, v: v in (e.name, e.id, e.addr),
-        "exited": lambda e, c, v: not c["State"].get("Running") and str(c["State"].get("ExitCode")) == v,
-        "health": lambda e, c, v: ((c["State"].get("Health") or {}).get("Status") or "none") == v,
-        "ancestor": lambda e, c, v: c["Config"].get("Image") == v or c.get("Image", "").startswith(v),
+        "exited": lambda e, c, v: not c.state.running and str(c.state.exit_code) == v,
+        "health": lambda e, c, v: (c.state.health or "none") == v,
+        "ancestor": lambda e, c, v: c.image == v or c.image_id.startswith(v),
         "network": _on_network,
-        "volume": lambda e, c, v: any(v in (m.get("Name"), m.get("Destination")) for m in c.get("Mounts") or []),
-        "is-task": lambda e, c, v: ("com.docker.swarm.task" in labels(c)) == _truthy(v),
+        "volume": lambda e, c, v: any(v in mount for mount in c.mounts),
+        "is-task": lambda e, c, v: ("com.docker.swarm.task" in c.labels) == _truthy(v),
     }
     checks: list[ContainerCheck] = []
     for key, values in filters.items():
@@ -189,9 +168,8 @@ def _window(rows: list, filters: dict[str, list[str]], cluster: Cluster) -> list
     for key in ("before", "since"):
         for ref in filters.get(key, []):
             _, pivot = cluster.find_container(ref, healthy_only=False)
-            created = pivot.get("Created", "")
-            keep = (lambda c: c.get("Created", "") < created) if key == "before" \
-                else (lambda c: c.get("Created", "") > created)
+            keep = (lambda c: c.created < pivot.created) if key == "before" \
+                else (lambda c: c.created > pivot.created)
             rows = [(e, c) for e, c in rows if keep(c)]
     return rows
 
@@ -203,19 +181,14 @@ def node_json(engine: Engine) -> dict:
             "Cpus": engine.cpus, "Memory": engine.memory, "Labels": dict(engine.labels)}
 
 
-def inspect_json(engine: Engine, cid: str) -> bytes:
-    """`docker inspect` from the cache, plus `Node`, with ports shown at the node's address
-    (encoded once per change of the container)."""
-    def render(container: dict) -> bytes:
-        body = json.loads(json.dumps(container))
-        for bindings in ((body.get("NetworkSettings") or {}).get("Ports") or {}).values():
-            for b in bindings or []:
-                if b.get("HostIp") in UNSPECIFIED_IPS:
-                    b["HostIp"] = engine.ip
-        body["Node"] = node_json(engine)
-        return json.dumps(body).encode() + b"\n"
-
-    return engine.containers.derived(cid, "inspect", render)
+def inspect_json(engine: Engine, body: dict) -> bytes:
+    """`docker inspect` of a cached inspect document, plus `Node`, ports shown at the node's address."""
+    for bindings in ((body.get("NetworkSettings") or {}).get("Ports") or {}).values():
+        for b in bindings or []:
+            if b.get("HostIp") in UNSPECIFIED_IPS:
+                b["HostIp"] = engine.ip
+    body["Node"] = node_json(engine)
+    return json.dumps(body).encode() + b"\n"
 
 
 # ---- docker info -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Iterable
 
 import aiohttp
 
-from manager.cluster.containers import swarm_id_of
+from manager.cluster.containers import Container
 from manager.cluster.engine import HEALTHY, PENDING, Engine, EngineOptions
 from manager.cluster.events import EventBus
 from manager.cluster.images import image_matches, pull_on
@@ -69,11 +69,14 @@ class Cluster:
         self._pending_names: set[str] = set()
         self._placement = asyncio.Lock()
         self._exec_owner: dict[str, str] = {}  # exec ID -> engine address, oldest first
+        self._newest_first: tuple[tuple, list[tuple[Engine, Container]]] = ((), [])
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
+            # idle connections outlive the longest refresh interval: a refresh reuses its connection
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=64, force_close=False,
-                                           ssl=self.options.tls or True),
+                                           ssl=self.options.tls or True,
+                                           keepalive_timeout=self.options.refresh_max + 30),
             auto_decompress=False)
 
     async def close(self) -> None:
@@ -133,12 +136,23 @@ class Cluster:
         """A network by ID, `node/name`, unique name or unique ID prefix (404 / 400 otherwise)."""
         return find_network(self.validated(), ref)
 
-    def containers(self) -> Iterable[tuple[Engine, dict]]:
+    def containers(self) -> Iterable[tuple[Engine, Container]]:
         for engine in self.validated():
             for container in engine.containers.values():
                 yield engine, container
 
-    def find_container(self, ref: str, healthy_only: bool = True) -> tuple[Engine, dict]:
+    def newest_first(self) -> list[tuple[Engine, Container]]:
+        """Every validated engine's containers, newest first (`docker ps` order); the list is kept
+        until an engine's cache changes (a shared list: never modify it)."""
+        engines = self.validated()
+        key = tuple((e.addr, e.generation) for e in engines)
+        if self._newest_first[0] != key:
+            rows = [(e, c) for e in engines for c in e.containers.values()]
+            rows.sort(key=lambda ec: ec[1].created, reverse=True)
+            self._newest_first = (key, rows)
+        return self._newest_first[1]
+
+    def find_container(self, ref: str, healthy_only: bool = True) -> tuple[Engine, Container]:
         """Resolve an ID, short ID, Swarm ID, name, `node/name` or unique prefix (classic order)."""
         found = self._lookup(ref)
         if found is None:
@@ -148,7 +162,7 @@ class Cluster:
             raise ApiError(500, f"Container {ref} running on unhealthy node {engine.name}")
         return found
 
-    def _lookup(self, ref: str) -> tuple[Engine, dict] | None:
+    def _lookup(self, ref: str) -> tuple[Engine, Container] | None:
         engines = self.validated()
         for engine in engines:  # full ID, then short ID or Swarm ID
             if ref in engine.containers:
@@ -165,7 +179,7 @@ class Cluster:
         if by_name or not ref:
             return None
         by_prefix = [(e, c) for e in engines for c in e.containers.values()
-                     if c["Id"].startswith(ref) or swarm_id_of(c).startswith(ref)]
+                     if c.id.startswith(ref) or c.swarm_id.startswith(ref)]
         return by_prefix[0] if len(by_prefix) == 1 else None
 
     def name_taken(self, name: str) -> bool:

@@ -12,7 +12,7 @@ from typing import Any, Callable, TypeVar
 
 import aiohttp
 
-from manager.cluster.containers import ContainerCache
+from manager.cluster.containers import Container, ContainerCache, from_inspect, from_list_row
 from manager.errors import ApiError, engine_error
 from shoal.version import API_VERSION
 
@@ -32,9 +32,12 @@ STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
 # Engines and manager share one TLS config (classic Swarm's rule): a mixed fleet is refused per node.
 TLS_FLEET = "a cluster's engines all use TLS, with certificates from the manager's CA, or none does"
 PLAIN_TO_TLS = "Client sent an HTTP request to an HTTPS server"  # dockerd's answer to plain HTTP
-# Full refreshes at once across all engines: a thousand engines validating together would
-# otherwise send tens of thousands of inspects at the same moment.
-REFRESH_GATE = asyncio.Semaphore(32)
+# Full refreshes (one listing each) at once across all engines.
+REFRESH_GATE = asyncio.Semaphore(64)
+# Inspects at once across all engines of containers known from a listing only: after a start the
+# engines are Healthy from their listings, and the details (reservations, exact times, the inspect
+# document) follow in the background without crowding out the clients' calls.
+DETAIL_GATE = asyncio.Semaphore(4)
 T = TypeVar("T")
 
 
@@ -57,6 +60,8 @@ class Engine:
 
     `notify(engine, event)` receives every engine event (already applied to the cache) and the
     manager's own `engine_connect` / `engine_reconnect` / `engine_disconnect` events.
+    A listing fills the cache with records built from the list rows; containers that are new or
+    changed are inspected afterwards (DETAIL_GATE), those with a reschedule policy before Healthy.
     `generation` changes with every change of what the cache holds or of the engine's health;
     `derived` keeps values computed from it (snapshots, `docker info` rows) until then.
     """
@@ -89,6 +94,8 @@ class Engine:
         self._inflight: dict[str, asyncio.Task] = {}
         self._tasks: list[asyncio.Task] = []
         self._wake = asyncio.Event()
+        self._to_inspect: dict[str, None] = {}  # container IDs known from a listing only
+        self._inspecting: asyncio.Task | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -97,7 +104,7 @@ class Engine:
 
     async def stop(self) -> None:
         """Stop all background work; the engine becomes Disconnected."""
-        tasks = self._tasks + list(self._inflight.values())
+        tasks = self._tasks + list(self._inflight.values()) + [t for t in (self._inspecting,) if t]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -226,20 +233,26 @@ class Engine:
     def _changed(self) -> None:
         self.generation += 1
 
-    def _store(self, cid: str, body: dict | None) -> None:
-        """Put one container's inspect in the cache (None: drop it)."""
-        if self.containers.store(cid, body):
+    def _store(self, cid: str, record: Container | None) -> None:
+        """Put one container's record in the cache (None: drop it)."""
+        if self.containers.store(cid, record):
             self._changed()
 
-    async def refresh_container(self, cid: str) -> dict | None:
+    def record_of(self, body: dict) -> Container:
+        """The cache record of one of this engine's containers from its inspect document."""
+        return from_inspect(body, self.name, self.ip, self.containers.interner)
+
+    async def refresh_container(self, cid: str) -> Container | None:
         """Re-inspect one container into the cache (None if it is gone)."""
         status, body = await self.call("GET", f"/containers/{cid}/json")
         if status == 404:
             self._store(cid, None)
             return None
         if status == 200:
-            self._store(body["Id"], body)
-            return body
+            record = self.record_of(body)
+            self._store(record.id, record)
+            self._to_inspect.pop(record.id, None)
+            return record
         return self.containers.get(cid)
 
     def forget_container(self, cid: str) -> None:
@@ -266,24 +279,54 @@ class Engine:
             await self._refresh_all()
 
     async def _refresh_all(self) -> None:
+        """One listing: vanished containers dropped, new or changed ones cached from their list rows
+        and queued for an inspect (reschedule-policy ones inspected now)."""
         listed = await self.get_json("/containers/json", params={"all": "1"})
         seen = {c["Id"]: c for c in listed}
         for cid in list(self.containers):
             if cid not in seen:
                 self.forget_container(cid)
-        stale = [cid for cid, c in seen.items()
-                 if cid not in self.containers
-                 or self.containers.get(cid)["State"]["Status"] != c.get("State")]
-        sem = asyncio.Semaphore(16)
+                self._to_inspect.pop(cid, None)
+        now = time.time()
+        urgent = []
+        for cid, row in seen.items():
+            cached = self.containers.get(cid)
+            if cached is not None and cached.state.status == row.get("State") \
+                    and cached.labels == (row.get("Labels") or {}):
+                continue
+            record = from_list_row(row, self.name, self.ip, self.containers.interner, now)
+            self._store(cid, record)
+            if record.reschedules_on_node_failure:
+                urgent.append(cid)
+            else:
+                self._to_inspect[cid] = None
+        sem = asyncio.Semaphore(8)
 
         async def inspect(cid: str) -> None:
             async with sem:
                 await self.refresh_container(cid)
 
-        await asyncio.gather(*(inspect(cid) for cid in stale))
+        await asyncio.gather(*(inspect(cid) for cid in urgent))
         await self.refresh_images()
         await self.refresh_networks()
         self.updated_at = time.time()
+        if self._to_inspect and (self._inspecting is None or self._inspecting.done()):
+            self._inspecting = asyncio.create_task(self._inspect_listed(), name=f"inspect {self.addr}")
+
+    async def _inspect_listed(self) -> None:
+        """Inspect the containers known from a listing only, a few at a time across all engines."""
+        while self._to_inspect:
+            cid = next(iter(self._to_inspect))
+            async with DETAIL_GATE:
+                if cid not in self._to_inspect:
+                    continue
+                try:
+                    await self.refresh_container(cid)
+                except (ApiError, ValueError) as exc:  # the engine went away: the next listing goes on
+                    log.info("inspect failed addr=%s id=%s error=%r", self.addr, cid[:12],
+                             getattr(exc, "message", str(exc)))
+                    return
+                self._to_inspect.pop(cid, None)
 
     # ---- background work ---------------------------------------------------------------------
     async def _run(self) -> None:
@@ -303,8 +346,7 @@ class Engine:
     async def _validate(self) -> bool:
         """Read info and version; True when the engine is usable and not a duplicate."""
         try:
-            info = await self.get_json("/info")
-            version = await self.get_json("/version")
+            info, version = await asyncio.gather(self.get_json("/info"), self.get_json("/version"))
         except (ApiError, ValueError) as exc:
             self.error = getattr(exc, "message", str(exc))
             if self.options.tls is None and PLAIN_TO_TLS in self.error:
@@ -413,11 +455,10 @@ class Engine:
                 n["Id"] == actor.get("ID") for n in self.networks):
             await self.refresh_networks()
         container = self.containers.get((actor.get("Attributes") or {}).get("container", ""))
-        if action in ("connect", "disconnect") and container and container["State"].get("Running"):
-            joined = any(n.get("NetworkID") == actor.get("ID")
-                         for n in ((container.get("NetworkSettings") or {}).get("Networks") or {}).values())
+        if action in ("connect", "disconnect") and container and container.state.running:
+            joined = any(net_id == actor.get("ID") for _, net_id in container.networks)
             if joined != (action == "connect"):
-                await self.refresh_container(container["Id"])
+                await self.refresh_container(container.id)
 
     def _emit(self, action: str) -> None:
         now = time.time()

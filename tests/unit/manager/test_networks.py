@@ -81,7 +81,7 @@ def test_ps_network_filter_by_name_id_prefix_and_node_slash_name():
                                            engine("node2", "10.0.0.2:2375", elsewhere))}
 
     def names(value: str) -> list[str]:
-        rows = json.loads(list_containers(cluster, {"filters": json.dumps({"network": [value]})}))
+        rows = json.loads(b"".join(list_containers(cluster, {"filters": json.dumps({"network": [value]})})))
         return sorted(r["Names"][0] for r in rows)
 
     assert names("app") == ["/node1/web", "/node2/db"]

@@ -6,8 +6,9 @@ import json
 import pytest
 
 from manager.api.render import list_containers as list_json, status_text
-from manager.api.timefmt import bytes_size, human_duration, parse_time
+from manager.cluster.timefmt import bytes_size, human_duration, parse_time
 from manager.cluster.cluster import Cluster
+from manager.cluster.containers import State
 from manager.cluster.engine import Engine, EngineOptions
 from manager.cluster.events import tag_event
 from manager.cluster.images import image_matches, normalize_ref
@@ -30,7 +31,7 @@ def container(cid: str, name: str, created: str = "2026-11-27T10:00:00Z", runnin
 
 
 def list_containers(cluster: Cluster, query: dict) -> list[dict]:
-    return json.loads(list_json(cluster, query))
+    return json.loads(b"".join(list_json(cluster, query)))
 
 
 def engine(name: str, addr: str, *containers: dict, state: str = "Healthy") -> Engine:
@@ -38,7 +39,7 @@ def engine(name: str, addr: str, *containers: dict, state: str = "Healthy") -> E
     e = Engine(addr, None, EngineOptions(), notify=lambda *_: None, is_duplicate=lambda _: None)
     e.name, e.id, e.state = name, f"ID{name}|{addr}", state
     for c in containers:
-        e._store(c["Id"], c)
+        e._store(c["Id"], e.record_of(c))
     return e
 
 
@@ -55,10 +56,10 @@ def cluster() -> Cluster:
 
 
 def test_lookup_by_id_short_id_prefix_name_and_node_slash_name(cluster):
-    assert cluster.find_container("a" * 64)[1]["Name"] == "/web"
+    assert cluster.find_container("a" * 64)[1].name == "web"
     assert cluster.find_container("a" * 12)[0].name == "node1"
-    assert cluster.find_container("abc")[1]["Name"] == "/db"
-    assert cluster.find_container("db")[1]["Id"].startswith("ab")
+    assert cluster.find_container("abc")[1].name == "db"
+    assert cluster.find_container("db")[1].id.startswith("ab")
     assert cluster.find_container("node2/web")[0].name == "node2"
     with pytest.raises(ApiError, match="No such container: web"):  # two of them: ambiguous
         cluster.find_container("web")
@@ -106,14 +107,15 @@ def test_ps_rejects_bad_filters(cluster, query, message):
 
 def test_status_texts():
     now = T0 + 300
-    assert status_text({"Running": True, "StartedAt": "2026-11-27T10:00:00Z"}, now) == "Up 5 minutes"
-    assert status_text({"Running": True, "Paused": True, "StartedAt": "2026-11-27T10:00:00Z"},
+    started = parse_time("2026-11-27T10:00:00Z")
+    assert status_text(State("running", running=True, started=started), now) == "Up 5 minutes"
+    assert status_text(State("paused", running=True, paused=True, started=started),
                        now) == "Up 5 minutes (Paused)"
-    assert status_text({"Running": True, "StartedAt": "2026-11-27T10:00:00Z",
-                        "Health": {"Status": "healthy"}}, now) == "Up 5 minutes (healthy)"
-    assert status_text({"StartedAt": "0001-01-01T00:00:00Z"}, now) == "Created"
-    assert status_text({"StartedAt": "2026-11-27T09:00:00Z", "FinishedAt": "2026-11-27T10:00:00Z",
-                        "ExitCode": 137}, now) == "Exited (137) 5 minutes ago"
+    assert status_text(State("running", running=True, started=started, health="healthy"),
+                       now) == "Up 5 minutes (healthy)"
+    assert status_text(State("created"), now) == "Created"
+    assert status_text(State("exited", exit_code=137, started=started - 3600, finished=started),
+                       now) == "Exited (137) 5 minutes ago"
 
 
 def test_go_units_renderings():
@@ -146,9 +148,9 @@ def test_image_references():
 
 def test_cache_indexes_follow_renames_and_removals(cluster):
     node1 = cluster.engines["10.0.0.1:2375"]
-    renamed = dict(node1.containers.get("a" * 64), Name="/web2")
-    node1._store("a" * 64, renamed)
-    assert cluster.find_container("web2")[1]["Id"] == "a" * 64
+    renamed = dict(node1.containers.get("a" * 64).inspect(), Name="/web2")
+    node1._store("a" * 64, node1.record_of(renamed))
+    assert cluster.find_container("web2")[1].id == "a" * 64
     assert cluster.find_container("web")[0].name == "node2"  # no longer ambiguous
     assert node1.containers.counts() == (2, 1, 0, 1)
     node1.forget_container("a" * 64)
@@ -165,6 +167,6 @@ def test_a_pending_placement_counts_once_when_its_container_is_already_cached(cl
     cluster._pending[node1.addr] = [spec.as_container("pending:" + "f" * 64)]
     count = {n.name: len(n.containers) for n in cluster.nodes()}
     assert count["node1"] == 3  # two cached + the pending one
-    node1._store("9" * 64, dict(container("9" * 64, "new"), Config={
-        "Image": "busybox", "Labels": {"com.docker.swarm.id": "f" * 64}}))
+    node1._store("9" * 64, node1.record_of(dict(container("9" * 64, "new"), Config={
+        "Image": "busybox", "Labels": {"com.docker.swarm.id": "f" * 64}})))
     assert {n.name: len(n.containers) for n in cluster.nodes()}["node1"] == 3  # not 4

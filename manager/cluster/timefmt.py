@@ -1,4 +1,5 @@
-"""Docker's time and size renderings (go-units), used where the manager answers from cache."""
+"""Docker's time and size renderings (go-units), read back from engine list rows and written where the
+manager answers from its cache."""
 from __future__ import annotations
 
 import re
@@ -41,6 +42,29 @@ def human_duration(seconds: float) -> str:
     if h < 24 * 365 * 2:
         return f"{h // (24 * 30)} months"
     return f"{h // (24 * 365)} years"
+
+
+def next_change(seconds: float) -> float:
+    """The next age (seconds) at which `human_duration` of a growing age may read differently."""
+    if seconds < 60:
+        return int(seconds) + 1
+    if seconds < 3600:
+        return (int(seconds) // 60 + 1) * 60
+    return (round(seconds / 3600) + 0.5) * 3600
+
+
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400,
+          "month": 30 * 86400, "year": 365 * 86400}
+_DURATION = re.compile(r"(\d+|About an?|Less than a) (second|minute|hour|day|week|month|year)s?")
+
+
+def parse_duration(text: str) -> float:
+    """The age a `human_duration` text stands for (its lower end); 0 when there is none."""
+    m = _DURATION.search(text)
+    if not m:
+        return 0.0
+    count = int(m[1]) if m[1].isdigit() else 0 if m[1].startswith("Less") else 1
+    return count * _UNITS[m[2]]
 
 
 def bytes_size(n: float) -> str:

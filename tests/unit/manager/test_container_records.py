@@ -1,0 +1,115 @@
+"""The container cache's records: from list rows and from inspect documents, what they answer
+(ps rows, lookups, the scheduler's view, the rescheduling config), and `ps` written in chunks."""
+from __future__ import annotations
+
+import json
+import time
+
+from manager.api import render
+from manager.cluster.cluster import Cluster
+from manager.cluster.containers import ContainerCache, Interner, State, from_list_row
+from manager.cluster.engine import Engine, EngineOptions
+from scheduler import Scheduler
+from scheduler.node import PortBinding
+
+NOW = 1_800_000_000.0
+POLICY = {"com.docker.swarm.reschedule-policies": '["on-node-failure"]', "com.docker.swarm.id": "s" * 64}
+
+
+def list_row(cid: str, name: str, state: str, status: str, **extra) -> dict:
+    """A row as dockerd 20.10 lists it (`GET /containers/json?all=1`)."""
+    return {"Id": cid, "Names": [f"/{name}"], "Image": "busybox", "ImageID": "sha256:" + "b" * 64,
+            "Command": "sleep 300", "Created": int(NOW) - 7200, "Ports": [], "Labels": {"team": "a"},
+            "State": state, "Status": status, "HostConfig": {"NetworkMode": "default"},
+            "NetworkSettings": {"Networks": {"bridge": {"NetworkID": "n" * 64, "IPAddress": "172.17.0.2"}}},
+            "Mounts": [{"Type": "volume", "Name": "data", "Destination": "/data", "RW": True}], **extra}
+
+
+def inspect_doc(cid: str, name: str, labels: dict) -> dict:
+    return {"Id": cid, "Name": "/" + name, "Created": "2027-01-15T08:00:00.5Z", "Image": "sha256:img",
+            "Path": "sleep", "Args": ["300"],
+            "Config": {"Image": "busybox", "Labels": labels, "Env": ["A=1"], "Cmd": ["sleep", "300"]},
+            "HostConfig": {"NetworkMode": "appnet", "Memory": 64 * 2**20,
+                           "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}},
+            "NetworkSettings": {"Ports": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]},
+                                "Networks": {"appnet": {"Aliases": ["web", "abc123"], "NetworkID": "n1",
+                                                        "IPAddress": "10.0.9.2", "Links": None}}},
+            "State": {"Status": "running", "Running": True, "StartedAt": "2027-01-15T08:00:01Z",
+                      "FinishedAt": "0001-01-01T00:00:00Z"}}
+
+
+def test_a_list_row_reads_back_state_times_ports_and_the_status_text():
+    row = list_row("a" * 64, "web", "running", "Up 2 hours (healthy)",
+                   Ports=[{"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+                          {"PrivatePort": 443, "Type": "tcp"}])
+    c = from_list_row(row, "node1", "10.0.0.1", Interner(), NOW)
+    assert (c.name, c.state.status, c.state.running, c.state.health) == ("web", "running", True, "healthy")
+    assert render.status_text(c.state, NOW) == "Up 2 hours (healthy)"
+    assert c.inspected is None and c.inspect() is None and c.create_config() is None
+    assert c.networks == (("bridge", "n" * 64),) and c.mounts == (("data", "/data"),)
+    assert c.endpoints() == {"bridge": {"NetworkID": "n" * 64, "IPAddress": "172.17.0.2"}}
+    assert c.info.port_bindings == (PortBinding("", "8080", "80/tcp"),)
+    summary = json.loads(c.summary + b"}")
+    assert summary["Names"] == ["/node1/web"]
+    assert summary["Ports"][0] == {"IP": "10.0.0.1", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}
+
+    exited = from_list_row(list_row("b" * 64, "job", "exited", "Exited (3) 5 minutes ago"),
+                           "node1", "10.0.0.1", Interner(), NOW)
+    assert exited.state.exit_code == 3 and not exited.state.running
+    assert render.status_text(exited.state, NOW + 59) == "Exited (3) 5 minutes ago"
+    assert render.status_text(exited.state, NOW + 61) == "Exited (3) 6 minutes ago"
+    created = from_list_row(list_row("c" * 64, "new", "created", "Created"), "node1", "10.0.0.1", Interner(), NOW)
+    assert render.status_text(created.state, NOW) == "Created"
+
+
+def test_an_inspected_record_keeps_the_create_config_for_rescheduling():
+    e = Engine("10.0.0.1:2375", None, EngineOptions(), notify=lambda *_: None, is_duplicate=lambda _: None)
+    e.name = "node1"
+    doc = inspect_doc("d" * 64, "web", POLICY)
+    e._store(doc["Id"], e.record_of(doc))
+    (c,) = e.containers.reschedulable()
+    assert c.reschedules_on_node_failure and c.swarm_id == "s" * 64
+    assert c.inspect() == doc
+    assert c.create_config() == {
+        "Name": "/web", "Config": doc["Config"], "HostConfig": doc["HostConfig"],
+        "NetworkingConfig": {"EndpointsConfig": {"appnet": {"Aliases": ["web", "abc123"]}}}}
+    assert (c.info.memory, c.info.port_bindings) == (64 * 2**20, (PortBinding("", "8080", "80/tcp"),))
+    summary = json.loads(c.summary + b"}")
+    assert summary["Ports"] == [{"IP": "10.0.0.1", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}]
+    assert summary["NetworkSettings"]["Networks"]["appnet"]["Aliases"] == ["web", "abc123"]
+    plain = inspect_doc("e" * 64, "db", {"team": "a"})
+    e._store(plain["Id"], e.record_of(plain))
+    assert [r.id for r in e.containers.reschedulable()] == ["d" * 64]
+
+
+def test_storing_an_equal_record_is_no_change_and_equal_labels_are_shared():
+    cache = ContainerCache()
+    first = from_list_row(list_row("a" * 64, "web", "running", "Up 1 second"), "n", "10.0.0.1", cache.interner, NOW)
+    again = from_list_row(list_row("a" * 64, "web", "running", "Up 1 second"), "n", "10.0.0.1", cache.interner, NOW)
+    assert cache.store(first.id, first) and not cache.store(again.id, again)
+    other = from_list_row(list_row("b" * 64, "db", "running", "Up 1 second"), "n", "10.0.0.1", cache.interner, NOW)
+    assert other.labels is first.labels
+    assert cache.counts() == (1, 1, 0, 0)
+
+
+def test_status_text_is_kept_exactly_as_long_as_it_reads_the_same():
+    state = State("running", running=True, started=NOW - 58.5)
+    assert render._status(state, NOW) == ("Up 58 seconds", NOW + 0.5)
+    assert render._status(State("running", running=True, started=NOW - 125), NOW)[1] == NOW + 55
+    assert render._status(State("created"), NOW)[1] == float("inf")
+
+
+def test_a_big_ps_answer_comes_in_chunks_that_join_to_the_whole_list():
+    e = Engine("10.0.0.1:2375", None, EngineOptions(), notify=lambda *_: None, is_duplicate=lambda _: None)
+    e.name, e.id, e.state = "node1", "ID|10.0.0.1:2375", "Healthy"
+    now = time.time()
+    for i in range(2000):
+        row = list_row(f"{i:064x}", f"c{i}", "running", "Up 3 minutes", Created=int(now) - i)
+        e._store(row["Id"], from_list_row(row, e.name, e.ip, e.containers.interner, now))
+    cluster = Cluster(Scheduler(), EngineOptions())
+    cluster.engines = {e.addr: e}
+    chunks = list(render.list_containers(cluster, {"all": "1"}))
+    assert len(chunks) == 2000 // render.PS_ROWS and not any(c.endswith(b"]\n") for c in chunks[:-1])
+    rows = json.loads(b"".join(chunks))
+    assert [r["Names"][0] for r in rows[:3]] == ["/node1/c0", "/node1/c1", "/node1/c2"]
+    assert len(rows) == 2000 and {r["Status"] for r in rows} == {"Up 3 minutes"}

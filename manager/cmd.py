@@ -15,6 +15,7 @@ from aiohttp import web
 
 import discovery
 from discovery.addresses import is_host_port
+from manager import heap
 from manager.api.listener import ApiRunner, TlsSite
 from manager.api.routes import build_app
 from manager.cluster.cluster import Cluster
@@ -169,10 +170,12 @@ async def serve(config: ManageConfig, source: "discovery.Discovery") -> int:
     if config.advertise:
         log.info("advertise=%s is used with --replication only", config.advertise)
     follow = asyncio.create_task(_follow(source, cluster, config.heartbeat))
+    freezer = asyncio.create_task(heap.keep_frozen())
     await stop.wait()
     log.info("shutting down")
     follow.cancel()
-    await asyncio.gather(follow, return_exceptions=True)
+    freezer.cancel()
+    await asyncio.gather(follow, freezer, return_exceptions=True)
     await runner.cleanup()
     await cluster.close()
     for host in config.hosts:

@@ -8,7 +8,6 @@ import time
 from manager.api.render import status_text
 from manager.cluster.cluster import Cluster
 from manager.cluster.engine import Engine
-from manager.cluster.names import plain_name
 from manager.cluster.snapshot import node_of
 
 
@@ -16,17 +15,15 @@ def _node(cluster: Cluster, engine: Engine, now: float) -> dict:
     """One engine: state, labels, reserved and total CPUs and memory, its containers."""
     node = node_of(engine) if engine.id else None
     scheduler = cluster.scheduler
-    containers = sorted(engine.containers.values(), key=lambda c: c.get("Name", ""))
+    containers = sorted(engine.containers.values(), key=lambda c: c.name)
     return {
         "name": engine.name, "addr": engine.addr, "state": engine.state, "error": engine.error,
         "labels": dict(sorted(engine.labels.items())),
         "cpus": {"used": node.used_cpus if node else 0, "total": scheduler.total_cpus(node) if node else 0},
         "memory": {"used": node.used_memory if node else 0,
                    "total": scheduler.total_memory(node) if node else 0},
-        "containers": [{"id": c["Id"][:12], "name": plain_name(c.get("Name", "")),
-                        "image": (c.get("Config") or {}).get("Image", ""),
-                        "state": (c.get("State") or {}).get("Status", ""),
-                        "status": status_text(c.get("State") or {}, now)} for c in containers],
+        "containers": [{"id": c.id[:12], "name": c.name, "image": c.image, "state": c.state.status,
+                        "status": status_text(c.state, now)} for c in containers],
     }
 
 

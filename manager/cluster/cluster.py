@@ -287,6 +287,9 @@ class Cluster:
             if name and self.name_taken(name):
                 raise name_conflict(name)
             engine = self.best_engine(spec, avoid=failed)
+            if engine.listed_only:  # soon after a start: what its containers reserve must count
+                await engine.inspect_listed()
+                engine = self.best_engine(spec, avoid=failed)
             placeholder = spec.as_container("pending:" + swarm_id)
             self._pending.setdefault(engine.addr, []).append(placeholder)
             if name:

@@ -172,8 +172,9 @@ def _summary(cid: str, node_name: str, name: str, row: dict) -> bytes:
     return _encode(head)[:-1]
 
 
-def from_inspect(body: dict, node_name: str, node_ip: str, interner: Interner) -> Container:
-    """The record of an inspected container (`GET /containers/{id}/json` answer)."""
+def from_inspect(body: dict, node_name: str, node_ip: str, interner: Interner,
+                 raw: bytes | None = None) -> Container:
+    """The record of an inspected container (`GET /containers/{id}/json` answer, `raw` its bytes)."""
     config, host = body.get("Config") or {}, body.get("HostConfig") or {}
     raw_state, settings = body.get("State") or {}, body.get("NetworkSettings") or {}
     cid, name = body["Id"], plain_name(body.get("Name", ""))
@@ -200,7 +201,7 @@ def from_inspect(body: dict, node_name: str, node_ip: str, interner: Interner) -
         mounts=tuple((m.get("Name", ""), m.get("Destination", "")) for m in mounts),
         info=_scheduler_view(cid, name, dict(config, HostConfig=host), None),
         summary=_summary(cid, node_name, name, row),
-        inspected=zlib.compress(_encode(body), 1))
+        inspected=zlib.compress(raw if raw is not None else _encode(body), 1))
 
 
 def from_list_row(row: dict, node_name: str, node_ip: str, interner: Interner, now: float) -> Container:

@@ -171,6 +171,14 @@ class Engine:
     async def call(self, method: str, path: str, *, params: Any = None, body: Any = None,
                    headers: dict | None = None) -> tuple[int, Any]:
         """A short JSON call: (status, decoded body or text)."""
+        status, raw, is_json = await self.call_raw(method, path, params=params, body=body, headers=headers)
+        if is_json and raw:
+            return status, json.loads(raw)
+        return status, raw.decode(errors="replace")
+
+    async def call_raw(self, method: str, path: str, *, params: Any = None, body: Any = None,
+                       headers: dict | None = None) -> tuple[int, bytes, bool]:
+        """A short call: (status, the answer's bytes, whether they are JSON)."""
         data = None
         hdrs = dict(headers or {})
         if body is not None:
@@ -184,9 +192,7 @@ class Engine:
             except CONNECTION_ERRORS as exc:
                 self.record_failure(exc)
                 raise EngineDown(500, f"Lost the connection to {self.name or self.addr}: {exc}") from exc
-        if "json" in resp.headers.get("Content-Type", "") and raw:
-            return resp.status, json.loads(raw)
-        return resp.status, raw.decode(errors="replace")
+        return resp.status, raw, "json" in resp.headers.get("Content-Type", "")
 
     async def get_json(self, path: str, params: Any = None) -> Any:
         """GET that must succeed; anything but 200 raises ApiError with the engine's message."""
@@ -238,18 +244,19 @@ class Engine:
         if self.containers.store(cid, record):
             self._changed()
 
-    def record_of(self, body: dict) -> Container:
-        """The cache record of one of this engine's containers from its inspect document."""
-        return from_inspect(body, self.name, self.ip, self.containers.interner)
+    def record_of(self, body: dict, raw: bytes | None = None) -> Container:
+        """The cache record of one of this engine's containers from its inspect document
+        (`raw`: the document as the engine sent it)."""
+        return from_inspect(body, self.name, self.ip, self.containers.interner, raw)
 
     async def refresh_container(self, cid: str) -> Container | None:
         """Re-inspect one container into the cache (None if it is gone)."""
-        status, body = await self.call("GET", f"/containers/{cid}/json")
+        status, raw, _ = await self.call_raw("GET", f"/containers/{cid}/json")
         if status == 404:
             self._store(cid, None)
             return None
         if status == 200:
-            record = self.record_of(body)
+            record = self.record_of(json.loads(raw), raw)
             self._store(record.id, record)
             self._to_inspect.pop(record.id, None)
             return record
@@ -313,8 +320,24 @@ class Engine:
         if self._to_inspect and (self._inspecting is None or self._inspecting.done()):
             self._inspecting = asyncio.create_task(self._inspect_listed(), name=f"inspect {self.addr}")
 
+    @property
+    def listed_only(self) -> int:
+        """How many cached containers are known from a listing only (not inspected yet)."""
+        return len(self._to_inspect)
+
+    async def inspect_listed(self) -> None:
+        """Inspect every container known from a listing only, now (before a placement here)."""
+        sem = asyncio.Semaphore(8)
+
+        async def inspect(cid: str) -> None:
+            async with sem:
+                await self.refresh_container(cid)
+
+        await asyncio.gather(*(inspect(cid) for cid in list(self._to_inspect)))
+
     async def _inspect_listed(self) -> None:
-        """Inspect the containers known from a listing only, a few at a time across all engines."""
+        """Inspect the containers known from a listing only in the background, a few at a time
+        across all engines."""
         while self._to_inspect:
             cid = next(iter(self._to_inspect))
             async with DETAIL_GATE:

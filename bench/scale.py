@@ -4,7 +4,8 @@
 
 Starts the shared simulated fleet (`shared/tools/simfleet.py`: N fake engines on 127.0.0.1, for
 numbers only), then each manager fresh on it, one after the other: the time from its start until
-`/info` shows all N engines Healthy; `shared/tools/fleetbench.py` (sequential keep-alive calls:
+`/info` shows all N engines Healthy, and until it has settled (under 10 % of a core for 2 s: the
+work its start left is done); then `shared/tools/fleetbench.py` (sequential keep-alive calls:
 `info`, `ps -a`, create+start, `rm -f`); `docker ps` (running only) timed the same way; its RSS after
 all that, its peak RSS while it ran (VmHWM, reset before), and its CPU while idle. Prints one line
 per manager and, with --classic, a last line of ratios (Shoal / classic):
@@ -41,6 +42,7 @@ class Figures:
 
     name: str
     healthy_s: float = math.nan
+    settled_s: float = math.nan
     rss_mib: float = math.nan
     rss_peak_mib: float = math.nan
     ps_all_p99_ms: float = math.nan
@@ -52,7 +54,8 @@ class Figures:
     errors: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        return (f"{self.name:<8} healthy_s={self.healthy_s:.2f} rss_mib={self.rss_mib:.0f} "
+        return (f"{self.name:<8} healthy_s={self.healthy_s:.2f} settled_s={self.settled_s:.1f} "
+                f"rss_mib={self.rss_mib:.0f} "
                 f"rss_peak_mib={self.rss_peak_mib:.0f} peak_over_steady={self.rss_peak_mib / self.rss_mib:.2f} "
                 f"ps_all_p99_ms={self.ps_all_p99_ms:.1f} ps_p99_ms={self.ps_p99_ms:.1f} "
                 f"info_p99_ms={self.info_p99_ms:.1f} run_p99_ms={self.run_p99_ms:.1f} "
@@ -155,6 +158,19 @@ async def ps_running_p99(url: str, runs: int) -> float:
     return p99(samples)
 
 
+def settle(proc: Proc, began: float, timeout: float) -> float:
+    """Seconds from `began` until the manager has used under 10 % of a core for 2 s in a row (the
+    work a start leaves, e.g. Shoal's background inspects, is done); the timed calls come after."""
+    window: list[tuple[float, float]] = []
+    while time.monotonic() - began < timeout:
+        window = (window + [(time.monotonic(), cpu_seconds(proc.pid))])[-9:]
+        (t0, c0), (t1, c1) = window[0], window[-1]
+        if t1 - t0 >= 2 and (c1 - c0) / (t1 - t0) < 0.10:
+            return t1 - began
+        time.sleep(0.25)
+    raise SystemExit(f"bench.scale: the manager was still busy after {timeout:.0f}s")
+
+
 def fleetbench(tools: Path, url: str, pid: int, args: argparse.Namespace, log: Path) -> dict[str, float]:
     """Run fleetbench on the manager; the figures of its last line, and its errors."""
     cmd = [sys.executable, str(tools / "fleetbench.py"), "--manager", url.replace("http://", "tcp://"),
@@ -180,6 +196,8 @@ def measure(name: str, cmd: list[str], tools: Path, args: argparse.Namespace, wo
     try:
         figures.healthy_s = asyncio.run(wait_healthy(url, args.nodes, proc, began, args.healthy_timeout))
         progress("healthy", manager=name, seconds=f"{figures.healthy_s:.2f}")
+        figures.settled_s = settle(proc, began, args.healthy_timeout)
+        progress("settled", manager=name, seconds=f"{figures.settled_s:.1f}")
         reset_peak(proc.pid)
         bench = fleetbench(tools, url, proc.pid, args, workdir / f"{name}.fleetbench.txt")
         figures.info_p99_ms, figures.ps_all_p99_ms = bench["info_p99_ms"], bench["ps_p99_ms"]

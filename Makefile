@@ -32,3 +32,4 @@ bench: setup
 	$(PY) -m bench.proxy_overhead
 	$(PY) -m bench.membership
 	$(PY) -m bench.membership_watch
+	$(PY) -m bench.load_stream

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import itertools
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 from aiohttp import web
 
 from manager.api import render
-from manager.api.call import Call, forget_container, refresh_all, refresh_container
+from manager.api.call import Call, forget_container, refresh_all, refresh_container, refresh_images
 from manager.api.fanout import fan_out, prune as prune_everywhere
-from manager.api.jsonio import encode, json_response, read_model
-from manager.api.models import CreateBody, ExecCreateBody, ExecStartBody, UpdateBody
+from manager.api.jsonio import encode, json_object, json_response, read_body, read_model
+from manager.api.models import CommitBody, CreateBody, ExecCreateBody, ExecStartBody, UpdateBody, validate
 from manager.api.proxy import hijack, proxy
 from manager.cluster.containers import Container
 from manager.cluster.engine import Engine
@@ -115,6 +115,18 @@ async def forward(call: Call) -> web.StreamResponse:
 async def prune(call: Call) -> web.Response:
     """`docker container prune` on every healthy node; results merged."""
     return json_response(await prune_everywhere(call, "ContainersDeleted", after=refresh_all))
+
+
+async def commit(call: Call) -> web.StreamResponse:
+    """`docker commit`: on the container's node (the new image is there); `container=` takes every
+    kind of reference, and reaches the engine as the full ID."""
+    raw = await read_body(call)
+    if raw.strip() not in (b"", b"null"):  # the docker CLI sends `null` for "no config changes"
+        validate(CommitBody, json_object(raw, "invalid JSON in request body"), "invalid request body")
+    engine, container = call.cluster.find_container(call.request.query.get("container", ""))
+    query = urlencode([(k, container.id if k == "container" else v) for k, v in call.request.query.items()])
+    return await proxy(call.request, engine, call.path, call.version, body=raw, query=query,
+                       after=refresh_images)
 
 
 # ---- exec ----------------------------------------------------------------------------------------

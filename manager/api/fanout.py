@@ -54,6 +54,45 @@ async def fan_out_stream(engines: Sequence[Engine],
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class Tee:
+    """The client's request body read once and streamed to several engines at once (`body(engine)`
+    is what each upload sends), at the pace of the slowest: at most DEPTH chunks per engine are held,
+    so a multi-GB `docker load` never sits in memory. An upload that stops is no longer waited for."""
+
+    DEPTH = 4
+
+    def __init__(self, source: AsyncIterator[bytes], engines: Sequence[Engine]) -> None:
+        self._source = source
+        self._queues: dict[str, asyncio.Queue] = {e.addr: asyncio.Queue(self.DEPTH) for e in engines}
+
+    async def body(self, engine: Engine) -> AsyncIterator[bytes]:
+        queue = self._queues[engine.addr]
+        try:
+            while (chunk := await queue.get()) is not _DONE:
+                if isinstance(chunk, Exception):
+                    raise chunk
+                yield chunk
+        finally:
+            self._queues.pop(engine.addr, None)
+            while not queue.empty():  # a pump waiting on this full queue goes on
+                queue.get_nowait()
+
+    async def pump(self) -> None:
+        """Read the client's body to the end, handing each chunk to every upload still going."""
+        try:
+            async for chunk in self._source:
+                for addr in list(self._queues):
+                    queue = self._queues.get(addr)
+                    if queue is not None:
+                        await queue.put(chunk)
+        except Exception as exc:  # the client went away: every upload is cut short, not completed
+            end: object = ConnectionResetError(f"the client's upload stopped: {exc or type(exc).__name__}")
+        else:
+            end = _DONE
+        for queue in list(self._queues.values()):
+            await queue.put(end)
+
+
 async def send_each(call: Call, engines: Sequence[Engine], *, method: str | None = None,
                     path: str | None = None, body: bytes | None = None, query: str | None = None,
                     after: After | None = None) -> list[tuple[Engine, object]]:

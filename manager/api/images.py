@@ -1,17 +1,18 @@
 """Image routes: aggregated list, pull on every node, tag/remove wherever the image is, build on one."""
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 from urllib.parse import unquote, urlencode
 
 from aiohttp import web
 
 from manager.api.call import Call, refresh_images
-from manager.api.fanout import fan_out_stream, prune as prune_everywhere, send_each, successes
+from manager.api.fanout import Tee, fan_out_stream, prune as prune_everywhere, send_each, successes
 from manager.api.jsonio import encode, json_response, parse_filters
 from manager.api.models import BuildQuery, validate
-from manager.api.proxy import proxy
+from manager.api.proxy import CHUNK, forward_headers, proxy
 from manager.cluster import images as cluster_images
 from manager.cluster.engine import Engine
 from manager.errors import ApiError, as_api_error, not_found
@@ -72,6 +73,20 @@ async def forward(call: Call) -> web.StreamResponse:
     return await proxy(call.request, _holders(call)[0], call.path, call.version)
 
 
+async def save(call: Call) -> web.StreamResponse:
+    """`docker save a b ...`: the tar from one healthy node that has every image named."""
+    names = call.request.query.getall("names", [])
+    for engine in call.cluster.healthy():
+        if all(any(cluster_images.image_named(i, n) for i in engine.images) for n in names):
+            return await proxy(call.request, engine, call.path, call.version)
+    raise ApiError(404, f"Unable to find a healthy engine containing all images: [{' '.join(names)}]")
+
+
+async def anywhere(call: Call) -> web.StreamResponse:
+    """`docker search`, `docker manifest`-style registry lookups: any healthy node asks the registry."""
+    return await proxy(call.request, call.cluster.any_engine(), call.path, call.version)
+
+
 async def tag(call: Call) -> web.Response:
     """Tag on every node that has the image."""
     successes(await send_each(call, _holders(call), after=refresh_images))
@@ -102,11 +117,17 @@ async def prune(call: Call) -> web.Response:
     return json_response(await prune_everywhere(call, "ImagesDeleted", after=refresh_images))
 
 
+async def prune_builds(call: Call) -> web.Response:
+    """`docker builder prune`: every healthy node's build cache."""
+    return json_response(await prune_everywhere(call, "CachesDeleted"))
+
+
 async def pull(call: Call) -> web.StreamResponse:
-    """`docker pull`: pull on every validated node at once, progress lines tagged per node."""
+    """`docker pull`: pull on every validated node at once, progress lines tagged per node;
+    `docker import` (`fromSrc`) goes to `upload`."""
     query = call.request.query
     if query.get("fromSrc"):
-        raise ApiError(501, "Shoal does not implement docker import yet")
+        return await upload(call)
     ref = query.get("fromImage", "")
     if not ref:
         raise ApiError(400, "fromImage is required")
@@ -128,6 +149,36 @@ async def pull(call: Call) -> web.StreamResponse:
                 yield {"status": f"Pulling {ref}... : {message['status']}{layer}"}
         yield {"status": f"Pulling {ref}... : downloaded"}
 
+    return await _tagged(call, engines, stream)
+
+
+async def upload(call: Call) -> web.StreamResponse:
+    """`docker load` and `docker import -`: the client's body streamed to every healthy node at once
+    (read once, never held whole), each node's progress tagged with its name. `docker import URL`
+    has no body: every node fetches the URL itself."""
+    engines = call.cluster.healthy()
+    if not engines:
+        raise ApiError(500, "No healthy node available in the cluster")
+    tee = Tee(call.request.content.iter_chunked(CHUNK), engines) if call.request.body_exists else None
+    headers = forward_headers(call.request.headers)
+    query = call.request.rel_url.raw_query_string
+
+    def stream(engine: Engine) -> AsyncIterator[dict]:
+        return cluster_images.messages(engine, call.path, query, headers, tee.body(engine) if tee else None)
+
+    pump = asyncio.create_task(tee.pump()) if tee else None
+    try:
+        return await _tagged(call, engines, stream)
+    finally:
+        if pump:
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+
+
+async def _tagged(call: Call, engines: list[Engine],
+                  stream: Callable[[Engine], AsyncIterator[dict]]) -> web.StreamResponse:
+    """Every engine's progress messages merged as they come, each tagged with its node (`id`); when
+    some node failed, a final error object names it; when all did, the first error is the answer."""
     resp: web.StreamResponse | None = None
     failures: list[tuple[Engine, Exception]] = []
     async for engine, item in fan_out_stream(engines, stream):
@@ -138,7 +189,7 @@ async def pull(call: Call) -> web.StreamResponse:
             resp = web.StreamResponse(headers={"Content-Type": "application/json"})
             await resp.prepare(call.request)
         await resp.write(_line({**item, "id": engine.name}))
-    if resp is None:  # nothing pulled anywhere: answer like dockerd would
+    if resp is None:  # nothing done anywhere: answer like dockerd would
         raise as_api_error(failures[0][1])
     if failures:
         text = "; ".join(f"{e.name}: {as_api_error(x).message}" for e, x in failures)

@@ -316,6 +316,22 @@ class ExecStartBody(Body):
     ConsoleSize: list[Uint64] | None = None
 
 
+class CommitBody(ContainerConfig):
+    """`POST /commit`: the new image's container config (its `Cmd`, `Env`, `Labels`...)."""
+
+
+class AuthBody(Body):
+    """`POST /auth`: the credentials `docker login` checks against a registry."""
+
+    username: str | None = None
+    password: str | None = None
+    auth: str | None = None
+    email: str | None = None
+    serveraddress: str | None = None
+    identitytoken: str | None = None
+    registrytoken: str | None = None
+
+
 # ---- networks and volumes ------------------------------------------------------------------------
 class IPAMPool(Model):
     Subnet: str | None = None

@@ -132,7 +132,8 @@ async def hijack(request: web.Request, engine: Engine, path: str, version: str |
         lines = [f"{request.method} {engine.versioned(path, version)}{'?' + query if query else ''}"
                  " HTTP/1.1", f"Host: {engine.addr}"]
         lines += [f"{k}: {v}" for k, v in forward_headers(request.headers).items()]
-        lines += ["Connection: Upgrade", "Upgrade: tcp", f"Content-Length: {len(body)}", "", ""]
+        protocol = request.headers.get("Upgrade") or "tcp"  # tcp (attach, exec), h2c (BuildKit), websocket
+        lines += ["Connection: Upgrade", f"Upgrade: {protocol}", f"Content-Length: {len(body)}", "", ""]
         writer.write("\r\n".join(lines).encode() + body)
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
@@ -145,20 +146,25 @@ async def hijack(request: web.Request, engine: Engine, path: str, version: str |
             payload = await reader.readexactly(length) if length else b""
             return web.Response(status=status, reason=reason, body=payload,
                                 headers={"Content-Type": headers.get("Content-Type", "text/plain")})
-        return await _relay(request, reader, writer, headers)
+        return await _relay(request, reader, writer, reason, headers)
     finally:
         writer.close()
 
 
 async def _relay(request: web.Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 headers: CIMultiDict) -> web.StreamResponse:
+                 reason: str, headers: CIMultiDict) -> web.StreamResponse:
+    """Answer the client with the engine's 101 (its headers: a websocket's Sec-WebSocket-Accept)
+    and relay the bytes both ways."""
     transport = request.transport
     request.protocol.set_parser(_Grabber(writer))
     client = _ClientSide(transport, writer)
     transport.set_protocol(client)
-    resp = web.StreamResponse(status=101, reason="UPGRADED", headers={
-        "Content-Type": headers.get("Content-Type", "application/vnd.docker.raw-stream"),
-        "Connection": "Upgrade", "Upgrade": "tcp"})
+    protocol = headers.get("Upgrade") or "tcp"
+    answer = forward_headers(headers)
+    if protocol == "tcp":
+        answer.setdefault("Content-Type", "application/vnd.docker.raw-stream")
+    answer.update({"Connection": "Upgrade", "Upgrade": protocol})
+    resp = web.StreamResponse(status=101, reason=reason or "UPGRADED", headers=answer)
     await resp.prepare(request)
     transport.resume_reading()
     try:

@@ -35,7 +35,9 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", r"/version", sysh.version),
     ("GET", r"/info", sysh.info),
     ("GET", r"/events", sysh.events),
-    ("GET", r"/containers/json", ctr.ps),
+    ("POST", r"/auth", sysh.auth),
+    ("GET", r"/system/df", sysh.disk_usage),
+    ("GET", r"/containers/(?:json|ps)", ctr.ps),  # `ps`: the legacy name
     ("POST", r"/containers/create", ctr.create),
     ("POST", r"/containers/prune", ctr.prune),
     ("GET", rf"/containers/{REF}/json", ctr.inspect),
@@ -44,17 +46,24 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", rf"/containers/{REF}/rename", ctr.rename),
     ("DELETE", rf"/containers/{REF}", ctr.remove),
     ("POST", rf"/containers/{REF}/attach", ctr.attach),
+    ("GET", rf"/containers/{REF}/attach/ws", ctr.attach),  # a websocket, through the hijack
     ("GET", rf"/containers/{REF}/(?:logs|top|stats|changes|export)", ctr.forward),
-    ("POST", rf"/containers/{REF}/resize", ctr.forward),
+    ("POST", rf"/containers/{REF}/(?:resize|copy)", ctr.forward),  # `copy`: legacy `docker cp`
     ("GET|HEAD|PUT", rf"/containers/{REF}/archive", ctr.forward),
     ("POST", rf"/containers/{REF}/exec", ctr.exec_create),
     ("POST", r"/exec/(?P<exec>[^/]+)/start", ctr.exec_start),
     ("POST", r"/exec/(?P<exec>[^/]+)/resize", ctr.exec_forward),
     ("GET", r"/exec/(?P<exec>[^/]+)/json", ctr.exec_forward),
+    ("POST", r"/commit", ctr.commit),
     ("GET", r"/images/json", img.images),
-    ("POST", r"/images/create", img.pull),
+    ("GET", r"/images/search", img.anywhere),
+    ("GET", r"/images/get", img.save),
+    ("GET", r"/distribution/(?P<image>.+)/json", img.anywhere),
+    ("POST", r"/images/create", img.pull),  # also `docker import`
+    ("POST", r"/images/load", img.upload),
     ("POST", r"/images/prune", img.prune),
     ("POST", r"/build", img.build),
+    ("POST", r"/build/prune", img.prune_builds),
     ("GET", rf"/images/{IMAGE}/(?:json|history|get)", img.forward),
     ("POST", rf"/images/{IMAGE}/push", img.forward),
     ("POST", rf"/images/{IMAGE}/tag", img.tag),
@@ -73,10 +82,20 @@ ROUTES: list[tuple[str, str, Handler]] = [
 ]
 COMPILED = [(frozenset(m.split("|")), re.compile(p + "$"), h) for m, p, h in ROUTES]
 VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
-# Resources of the Docker API: unmatched paths under these are "not implemented yet", not 404.
-DOCKER_RESOURCES = {"containers", "images", "networks", "volumes", "exec", "build", "swarm",
-                    "services", "nodes", "tasks", "secrets", "configs", "plugins", "system",
-                    "session", "distribution", "auth", "commit", "grpc"}
+# Docker API resources Shoal does not serve, and why (the 501 says it); other unmatched paths under
+# a Docker resource are "not implemented yet", anything else is a 404.
+SWARM_MODE = ("swarm-mode objects (swarm, nodes, services, tasks, secrets, configs) are not part of "
+              "classic Swarm: Shoal schedules plain containers (docker run, docker-compose)")
+NOT_SERVED = [(re.compile(pattern), reason) for pattern, reason in (
+    (r"/(?:swarm|nodes|services|tasks|secrets|configs)(?:/.*)?", SWARM_MODE),
+    (r"/plugins(?:/.*)?", "plugins are installed and managed on each node's engine, not through Shoal"),
+    (r"/grpc", "BuildKit's gRPC endpoint (buildx) is not proxied: use the docker CLI's own builder"),
+    (r"/session|/build/cancel", "BuildKit sessions are not proxied yet: build with DOCKER_BUILDKIT=0"),
+    (r"/containers/.+/checkpoints(?:/[^/]+)?", "checkpoints (experimental, CRIU) are not supported by Shoal"),
+    (r"/images/viz", "Not supported in clustering mode."),
+)]
+DOCKER_RESOURCES = {"containers", "images", "networks", "volumes", "exec", "build", "system", "session",
+                    "distribution", "auth", "commit"}
 
 
 def resolve(method: str, path: str) -> tuple[Handler, dict[str, str]]:
@@ -88,8 +107,10 @@ def resolve(method: str, path: str) -> tuple[Handler, dict[str, str]]:
             if method in methods:
                 return handler, match.groupdict()
             allowed = True
-    resource = path.strip("/").split("/")[0]
-    if allowed or resource in DOCKER_RESOURCES:
+    for pattern, reason in NOT_SERVED:
+        if pattern.fullmatch(path):
+            raise ApiError(501, f"Shoal does not serve {method} {path}: {reason}")
+    if allowed or path.strip("/").split("/")[0] in DOCKER_RESOURCES:
         raise ApiError(501, f"Shoal does not implement {method} {path} yet")
     raise ApiError(404, "page not found")
 

@@ -8,7 +8,11 @@ from aiohttp import web
 
 from manager.api import render
 from manager.api.call import Call
-from manager.api.jsonio import encode, json_response, parse_filters
+from manager.api.fanout import send_each, successes
+from manager.api.jsonio import encode, json_response, parse_filters, read_model
+from manager.api.models import AuthBody
+from manager.api.proxy import proxy
+from manager.cluster.engine import Engine
 from manager.errors import ApiError
 
 
@@ -24,6 +28,41 @@ async def version(call: Call) -> web.Response:
 
 async def info(call: Call) -> web.Response:
     return json_response(render.info(call.cluster, call.role_rows, call.experimental))
+
+
+async def auth(call: Call) -> web.StreamResponse:
+    """`docker login`: any healthy node checks the credentials with the registry."""
+    body = await read_model(call, AuthBody)
+    return await proxy(call.request, call.cluster.any_engine(), call.path, call.version, body=encode(body.raw))
+
+
+async def disk_usage(call: Call) -> web.Response:
+    """`docker system df`: every healthy node's usage, sizes summed; node-local objects named
+    `node/name` (images, containers, local volumes), so `-v` says where each one is."""
+    engines = call.cluster.healthy()
+    total: dict = {"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [], "BuildCache": []}
+    for engine, body in zip(engines, successes(await send_each(call, engines))):
+        _add_usage(total, engine, body or {})
+    return json_response(total)
+
+
+def _add_usage(total: dict, engine: Engine, usage: dict) -> None:
+    total["LayersSize"] += usage.get("LayersSize") or 0
+    if "BuilderSize" in usage:  # API < 1.42
+        total["BuilderSize"] = total.get("BuilderSize", 0) + (usage["BuilderSize"] or 0)
+    for image in usage.get("Images") or []:
+        tags = image.get("RepoTags") or []
+        total["Images"].append({**image, "RepoTags": [t if t == "<none>:<none>" else f"{engine.name}/{t}"
+                                                      for t in tags]})
+    for container in usage.get("Containers") or []:
+        names = container.get("Names") or []
+        total["Containers"].append({**container, "Names": [f"/{engine.name}{n}" for n in names]})
+    for volume in usage.get("Volumes") or []:
+        if volume.get("Scope", "local") == "local":
+            total["Volumes"].append({**volume, "Name": f"{engine.name}/{volume['Name']}"})
+        elif all(v["Name"] != volume["Name"] for v in total["Volumes"]):  # a global one, listed once
+            total["Volumes"].append(volume)
+    total["BuildCache"] += usage.get("BuildCache") or []
 
 
 EVENT_FILTERS = {

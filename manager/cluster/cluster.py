@@ -5,6 +5,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import random
 import re
 import secrets
 import time
@@ -23,6 +24,7 @@ from manager.cluster.snapshot import node_of
 from manager.errors import ApiError, engine_error, name_conflict, not_found
 from scheduler import ContainerInfo, ContainerSpec, NoFit, Node, Scheduler, SchedulerError, parse_expr
 from scheduler.node import SWARM_ID_LABEL
+from scheduler.scheduler import NO_HEALTHY_NODE, NO_NODES
 
 log = logging.getLogger("shoal.cluster")
 
@@ -194,6 +196,13 @@ class Cluster:
 
     def exec_engine(self, exec_id: str) -> Engine | None:
         return self.engines.get(self._exec_owner.get(exec_id, ""))
+
+    def any_engine(self) -> Engine:
+        """A healthy engine, for calls any of them can answer (login, search); spread at random."""
+        engines = self.healthy()
+        if not engines:
+            raise ApiError(500, NO_HEALTHY_NODE if self.engines else NO_NODES)
+        return random.choice(engines)
 
     def engines_with_image(self, ref: str) -> list[Engine]:
         """Validated engines holding an image matching an ID, ID prefix or reference."""

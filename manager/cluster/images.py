@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 from urllib.parse import urlencode
 
 from manager.cluster.engine import Engine
@@ -31,15 +31,28 @@ def image_matches(image: dict, ref: str) -> bool:
     return any(normalize_ref(tag) == wanted for tag in image.get("RepoTags") or ())
 
 
+def image_named(image: dict, name: str) -> bool:
+    """Does an image answer to `name` as `docker save` means it: an ID, or a reference; a
+    repository without a tag names every tag of it."""
+    last = name.rsplit("/", 1)[-1]
+    if "@" in name or ":" in last:
+        return image_matches(image, name)
+    repo = normalize_ref(name).rsplit(":", 1)[0]
+    return image_matches(image, name) or any(
+        normalize_ref(tag).rsplit(":", 1)[0] == repo for tag in image.get("RepoTags") or ())
+
+
 def tag_matches_reference(tag: str, reference: str) -> bool:
     """The `reference` filter of `docker images`: the whole tag, or its repository."""
     return tag == reference or repo_name(tag) == reference
 
 
-async def pull(engine: Engine, query: str, headers: dict[str, str] | None = None) -> AsyncIterator[dict]:
-    """`POST /images/create?<query>` on one engine: its progress messages as they come, then the
-    engine's image list is refreshed. A refusal or an error message raises ApiError."""
-    resp = await engine.open("POST", "/images/create", query=query, headers=headers)
+async def messages(engine: Engine, path: str, query: str, headers: Any = None,
+                   data: Any = None) -> AsyncIterator[dict]:
+    """A POST whose answer is a stream of JSON progress messages (pull, import, load) on one engine:
+    the messages as they come, then the engine's image list is refreshed. A refusal or an error
+    message raises ApiError."""
+    resp = await engine.open("POST", path, query=query, headers=headers, data=data)
     async with resp:
         if resp.status != 200:
             raw = await resp.read()
@@ -54,6 +67,11 @@ async def pull(engine: Engine, query: str, headers: dict[str, str] | None = None
                 raise ApiError(500, message["error"])
             yield message
     await engine.refresh_images()
+
+
+def pull(engine: Engine, query: str, headers: dict[str, str] | None = None) -> AsyncIterator[dict]:
+    """`POST /images/create?<query>` (a pull) on one engine: its progress messages."""
+    return messages(engine, "/images/create", query, headers)
 
 
 async def pull_on(engine: Engine, image: str, auth: str | None) -> None:

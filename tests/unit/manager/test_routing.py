@@ -45,8 +45,13 @@ def test_paths_reach_their_handler(method, path, handler, args):
 
 
 @pytest.mark.parametrize("method, path, status, message", [
-    ("GET", "/swarm", 501, "Shoal does not implement GET /swarm yet"),
-    ("GET", "/plugins", 501, "Shoal does not implement GET /plugins yet"),
+    ("GET", "/swarm", 501, "Shoal does not serve GET /swarm: swarm-mode objects (swarm, nodes, services, "
+                           "tasks, secrets, configs) are not part of classic Swarm: Shoal schedules plain "
+                           "containers (docker run, docker-compose)"),
+    ("GET", "/plugins", 501, "Shoal does not serve GET /plugins: plugins are installed and managed on each "
+                             "node's engine, not through Shoal"),
+    ("GET", "/images/viz", 501, "Shoal does not serve GET /images/viz: Not supported in clustering mode."),
+    ("POST", "/containers/create/extra", 501, "Shoal does not implement POST /containers/create/extra yet"),
     ("PUT", "/containers/json", 501, "Shoal does not implement PUT /containers/json yet"),
     ("GET", "/nonsense", 404, "page not found"),
 ])

@@ -1,0 +1,120 @@
+"""`docker load` of a large image through Shoal on a real 3-node lab: the body is read once and
+streamed to every node at once, so the manager's memory must not grow with the image size.
+
+    python -m bench.load_stream [--mb 512] [--lab bload] [--subnet 10.213.61.0/24]
+
+Brings up its own lab with a manager, loads a generated image of --mb MiB (random bytes: nothing to
+compress) through the manager and straight into one engine, tears the lab down.
+Last line: mb=N through_s=A direct_s=B ratio=A/B manager_peak_rss_growth_mb=C
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import tarfile
+import time
+import urllib.request
+from typing import Iterator
+
+from lab.lifecycle import down, up
+from lab.procs import free_port
+from lab.state import LabSpec
+
+CHUNK = 1024 * 1024
+
+
+def _header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime = size, int(time.time())
+    return info.tobuf(format=tarfile.USTAR_FORMAT)
+
+
+def _pad(size: int) -> bytes:
+    return b"\0" * (-size % 512)
+
+
+def image_tar(mb: int, tag: str) -> Iterator[bytes]:
+    """A `docker save` archive of one layer holding `mb` MiB of random bytes, generated as it is sent."""
+    size = mb * CHUNK
+    layer_size = 512 + size + len(_pad(size)) + 1024  # one member, then the two zero blocks ending a tar
+    diff = hashlib.sha256()
+    yield _header("layer.tar", layer_size)
+    yield _header("blob", size)
+    diff.update(_header("blob", size))
+    for _ in range(mb):
+        block = os.urandom(CHUNK)
+        diff.update(block)
+        yield block
+    tail = _pad(size) + b"\0" * 1024
+    diff.update(tail)
+    yield tail + _pad(layer_size)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["true"]},
+                         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff.hexdigest()}"]}}).encode()
+    manifest = json.dumps([{"Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"]}]).encode()
+    for name, data in (("config.json", config), ("manifest.json", manifest)):
+        yield _header(name, len(data)) + data + _pad(len(data))
+    yield b"\0" * 1024
+
+
+def load(url: str, mb: int, tag: str) -> float:
+    """Seconds to POST the generated archive to `url` (/images/load) and read the answer."""
+    began = time.monotonic()
+    request = urllib.request.Request(url, data=image_tar(mb, tag), method="POST",
+                                     headers={"Content-Type": "application/x-tar"})
+    with urllib.request.urlopen(request, timeout=3600) as resp:
+        answer = resp.read().decode()
+    if '"error"' in answer or tag not in answer:
+        raise RuntimeError(f"load failed: {answer[-500:]}")
+    return time.monotonic() - began
+
+
+def wait_healthy(manager: str, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{manager}/info", timeout=10) as resp:
+            if json.load(resp)["SystemStatus"].count(["  └ Status", "Healthy"]) >= count:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"fewer than {count} healthy engines after {timeout:g} s")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory (VmHWM)."""
+    with open(f"/proc/{pid}/status") as status:
+        kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    return kb / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=int, default=512)
+    parser.add_argument("--lab", default="bload", help="lab name (two runs at once need two)")
+    parser.add_argument("--subnet", default="10.213.61.0/24")
+    args = parser.parse_args(argv)
+    port = free_port()
+    spec = LabSpec(name=args.lab, nodes=3, subnet=args.subnet, manager_port=port)
+    down(spec.name, spec.root)
+    try:
+        state = up(spec)
+        pid = state.procs["manager"].pid
+        wait_healthy(f"http://127.0.0.1:{port}", 3)
+        manager = f"http://127.0.0.1:{port}/v1.41/images/load"
+        load(manager, 1, "warmup:1")
+        before = peak_rss_mb(pid)
+        through = load(manager, args.mb, "big:1")
+        growth = peak_rss_mb(pid) - before
+        print(f"through the manager (3 nodes): {through:.1f} s, {args.mb / through:.0f} MiB/s, "
+              f"manager peak RSS {before:.0f} -> {before + growth:.0f} MiB", flush=True)
+        direct = load(f"http://{state.engines[0]}/v1.41/images/load", args.mb, "big:2")
+        print(f"straight into one engine: {direct:.1f} s", flush=True)
+    finally:
+        down(spec.name, spec.root)
+    print(f"mb={args.mb} through_s={through:.1f} direct_s={direct:.1f} ratio={through / direct:.2f} "
+          f"manager_peak_rss_growth_mb={growth:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

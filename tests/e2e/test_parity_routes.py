@@ -1,0 +1,171 @@
+"""Classic Swarm's routes beyond run/ps: commit, import/load/save, login/search, system df, the legacy
+routes and the 501s, with the docker CLI 28 and 20.10 against `shoal manage` on the session lab."""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.support.manager import Manager
+
+CLIS = ("docker", "/usr/bin/docker")  # 28 and 20.10
+
+
+@pytest.fixture(autouse=True)
+def clean(mgr):
+    """Every test ends with no container left."""
+    yield
+    ids = mgr.docker("ps", "-aq").stdout.split()
+    if ids:
+        mgr.docker("rm", "-f", *ids)
+
+
+def holders(mgr: Manager, lab, ref: str) -> list[str]:
+    """The nodes whose own engine has `ref`."""
+    return [name for name, engine in zip(lab.names, lab.engines)
+            if mgr.docker("-H", f"tcp://{engine}", "images", "-q", ref).stdout.strip()]
+
+
+def node_of(mgr: Manager, ref: str) -> str:
+    return mgr.docker("inspect", "--format", "{{.Node.Name}}", ref).stdout.strip()
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_commit_by_every_reference_then_run_the_image_on_its_node(mgr, lab, cli):
+    cid = mgr.docker("run", "-d", "--name", "src", "-e", "constraint:node==node2", "busybox", "sh", "-c",
+                     "echo kept > /f; sleep 300").stdout.strip()
+    swarm_id = json.loads(mgr.docker("inspect", "--format", "{{json .Config.Labels}}", cid).stdout)[
+        "com.docker.swarm.id"]
+    refs = ("src", "node2/src", cid, cid[:12], swarm_id) if cli == "docker" else ("src",)
+    tags = []
+    for n, ref in enumerate(refs):
+        tags.append(f"committed{n}:1")
+        mgr.docker("commit", "-c", 'CMD ["cat", "/f"]', ref, tags[-1], binary=cli)
+    try:
+        for tag in tags:
+            assert holders(mgr, lab, tag) == ["node2"]
+        out = mgr.docker("run", "--rm", tags[-1], binary=cli)  # only node2 has it: it runs there
+        assert out.stdout == "kept\n"
+        missing = mgr.docker("commit", "nosuch", "x:1", check=False, binary=cli)
+        assert missing.returncode == 1 and "No such container: nosuch" in missing.stderr
+    finally:
+        mgr.docker("rmi", *tags)
+
+
+def rootfs_tar(path: Path) -> Path:
+    """A one-file root filesystem to import."""
+    with tarfile.open(path, "w") as tar:
+        data = b"imported through shoal\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_import_load_and_save_of_one_and_several_images(mgr, lab, cli, tmp_path):
+    out = mgr.docker("import", str(rootfs_tar(tmp_path / "root.tar")), "imported:1", binary=cli).stdout
+    assert sorted(line.split(":")[0] for line in out.splitlines()) == lab.names  # `node1: sha256:...`
+    assert holders(mgr, lab, "imported:1") == lab.names
+    mgr.docker("tag", "busybox", "saved:a")
+    mgr.docker("tag", "busybox", "saved:b")
+    one, both = tmp_path / "one.tar", tmp_path / "both.tar"
+    mgr.docker("save", "-o", str(one), "imported:1", binary=cli)
+    mgr.docker("save", "-o", str(both), "saved:a", "saved:b", binary=cli)
+    with tarfile.open(both) as tar:
+        tags = {t for entry in json.load(tar.extractfile("manifest.json")) for t in entry["RepoTags"]}
+    assert tags == {"saved:a", "saved:b"}
+    mgr.docker("rmi", "imported:1", "saved:a", "saved:b")
+    assert holders(mgr, lab, "imported:1") == [] and holders(mgr, lab, "saved:a") == []
+    loaded = mgr.docker("load", "-i", str(both), binary=cli).stdout
+    for name in lab.names:
+        assert f"{name}: Loaded image: saved:a" in loaded and f"{name}: Loaded image: saved:b" in loaded
+    mgr.docker("load", "-i", str(one), binary=cli)
+    assert holders(mgr, lab, "saved:b") == lab.names and holders(mgr, lab, "imported:1") == lab.names
+    listed = mgr.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+    assert listed.count("imported:1") == 1 and listed.count("saved:a") == 1  # grouped by ID
+    mgr.docker("-H", f"tcp://{lab.engines[0]}", "tag", "busybox", "onlyone:1")
+    mgr.docker("-H", f"tcp://{lab.engines[1]}", "tag", "busybox", "onlytwo:1")
+    time.sleep(0.5)  # the image events reach the manager's cache
+    nowhere = mgr.docker("save", "-o", str(tmp_path / "x.tar"), "onlyone:1", "onlytwo:1", check=False,
+                         binary=cli)
+    mgr.docker("rmi", "imported:1", "saved:a", "saved:b", "onlyone:1", "onlytwo:1")
+    assert nowhere.returncode == 1
+    assert "Unable to find a healthy engine containing all images: [onlyone:1 onlytwo:1]" in nowhere.stderr
+
+
+def test_a_load_every_node_refuses_gets_the_engines_error(mgr, lab, tmp_path):
+    garbage = tmp_path / "garbage.tar"
+    garbage.write_bytes(b"not a tar" * 1000)
+    direct = mgr.docker("-H", f"tcp://{lab.engines[0]}", "load", "-i", str(garbage), check=False)
+    through = mgr.docker("load", "-i", str(garbage), check=False)
+    assert direct.returncode == through.returncode == 1
+    assert "invalid tar header" in direct.stderr
+    assert through.stderr.removeprefix("Error response from daemon: ") == direct.stderr
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_login_and_search_answer_like_an_engine_fast(mgr, lab, cli, tmp_path):
+    config = ("--config", str(tmp_path / "cfg"))  # never the machine's own ~/.docker
+    ok = mgr.docker(*config, "login", "-u", "me", "--password-stdin", lab.registry, input="pw\n", binary=cli)
+    assert "Login Succeeded" in ok.stdout
+    unreachable = f"{lab.bridge_ip}:5999"  # the lab's own bridge address, a port nothing listens on
+    for args in (("login", "-u", "me", "--password-stdin", unreachable), ("search", "busybox")):
+        began = time.monotonic()
+        failed = mgr.docker(*config, *args, input="pw\n", check=False, binary=cli)
+        assert failed.returncode == 1 and time.monotonic() - began < 10
+        assert "Error response from daemon: " in failed.stderr
+        assert "connection refused" in failed.stderr or "network is unreachable" in failed.stderr
+    assert "Nodes: 3" in mgr.docker("info").stdout  # the manager answers all along
+
+
+def test_system_df_names_node_local_objects(mgr, lab):
+    mgr.docker("run", "-d", "--name", "dfc", "-e", "constraint:node==node3", "busybox", "sleep", "300")
+    mgr.docker("volume", "create", "node1/dfvol")
+    try:
+        verbose = mgr.docker("system", "df", "-v").stdout
+        assert "node3/dfc" in verbose and "node1/dfvol" in verbose
+        assert all(f"{name}/busybox" in verbose for name in lab.names)
+        _, usage = mgr.api("GET", "/v1.41/system/df")
+        direct = [json.load(urllib.request.urlopen(f"http://{e}/v1.41/system/df", timeout=10))
+                  for e in lab.engines]
+        assert usage["LayersSize"] == sum(d["LayersSize"] for d in direct)
+        assert len(usage["Images"]) == sum(len(d["Images"]) for d in direct)
+    finally:
+        mgr.docker("volume", "rm", "node1/dfvol")
+
+
+def test_legacy_routes(mgr, lab):
+    cid = mgr.docker("run", "-d", "-i", "--name", "legacy", "busybox", "cat").stdout.strip()
+    assert mgr.api("GET", "/v1.41/containers/ps")[1] == mgr.api("GET", "/v1.41/containers/json")[1]
+    request = urllib.request.Request(f"{mgr.url}/v1.23/containers/legacy/copy", method="POST",
+                                     data=b'{"Resource": "/bin/busybox"}',
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        with tarfile.open(fileobj=io.BytesIO(resp.read())) as tar:
+            assert tar.getnames() == ["busybox"]
+
+    async def websocket_echo() -> bytes:
+        url = f"{mgr.url.replace('http', 'ws')}/v1.41/containers/{cid[:12]}/attach/ws?stream=1&stdin=1&stdout=1"
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            await ws.send_bytes(b"over a websocket\n")
+            return (await asyncio.wait_for(ws.receive(), 10)).data
+
+    assert asyncio.run(websocket_echo()) == b"over a websocket\n"
+    _, found = mgr.api("GET", f"/v1.41/distribution/{lab.registry}/busybox/json")
+    assert found["Descriptor"]["mediaType"].startswith("application/vnd.docker.distribution.manifest")
+    assert "Total reclaimed space" in mgr.docker("builder", "prune", "-f").stdout
+
+
+def test_what_shoal_does_not_serve_says_why(mgr):
+    plugins = mgr.docker("plugin", "ls", check=False)
+    assert plugins.returncode == 1 and "plugins are installed and managed on each node's engine" in plugins.stderr
+    status, body = mgr.api("GET", "/v1.41/services")
+    assert status == 501 and "swarm-mode objects" in body["message"]

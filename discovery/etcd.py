@@ -8,7 +8,7 @@ import math
 from typing import AsyncIterator
 
 from discovery.backoff import Backoff
-from discovery.base import HealthCheck
+from discovery.base import DiscoveryError, HealthCheck
 from shoal.durations import format_duration
 from discovery.etcd_store import EtcdStore, StoreError, TlsFiles, WatchCanceled
 
@@ -27,6 +27,20 @@ class EtcdDiscovery:
 
     def _store(self) -> EtcdStore:
         return EtcdStore(self.endpoints, self._tls)
+
+    def store(self) -> EtcdStore:
+        """A new connection to the same etcd members (use as `async with`)."""
+        return self._store()
+
+    @property
+    def state_prefix(self) -> str:
+        """Where cluster facts beside membership live: the parent of the nodes directory
+        (`/<prefix>/docker/swarm/` by default, so the leader key is classic's `docker/swarm/leader`)."""
+        parent = self.nodes_prefix.rstrip("/").rpartition("/")[0]
+        if not parent:
+            raise DiscoveryError("the etcd discovery path needs a prefix to hold cluster state, "
+                                 "e.g. etcd://host:2379/<prefix>")
+        return parent + "/"
 
     async def watch(self) -> AsyncIterator[frozenset[str]]:
         """The listed set, then the set after every change; the last set stands while etcd is away."""

@@ -41,6 +41,19 @@ class TlsFiles:
 
 
 @dataclass(frozen=True)
+class Fence:
+    """A write guard: the transaction applies only while `key` still has `create_revision`
+    (the leader key this manager created: nobody else has taken the lead since)."""
+
+    key: str
+    create_revision: int
+
+
+class Fenced(StoreError):
+    """A fenced write was refused: the fence key is gone or was re-created by someone else."""
+
+
+@dataclass(frozen=True)
 class Change:
     """One watched key's new value, or None when it was deleted (or its lease expired)."""
 
@@ -128,15 +141,43 @@ class EtcdStore:
             resp = await self._etcd.kv.get(prefix, range_end=prefix_range_end(prefix), timeout=CALL_TIMEOUT)
         return {kv.key.decode(): kv.value.decode() for kv in resp.kvs}, resp.header.revision
 
-    async def watch_prefix(self, prefix: str, start_revision: int) -> AsyncIterator[tuple[list[Change], int]]:
+    async def get(self, key: str) -> tuple[str | None, int, int]:
+        """(value or None, its create revision, the store revision) of one key."""
+        with _store_errors("get"):
+            resp = await self._etcd.kv.get(key, timeout=CALL_TIMEOUT)
+        if not resp.kvs:
+            return None, 0, resp.header.revision
+        return resp.kvs[0].value.decode(), resp.kvs[0].create_revision, resp.header.revision
+
+    async def create(self, key: str, value: str, lease: int) -> tuple[bool, int]:
+        """Write `key` on `lease` only if it does not exist: (created, the key's create revision
+        when created, else the store revision to watch from)."""
+        kv = self._etcd.kv
+        with _store_errors("create"):
+            resp = await kv.txn([kv.txn_compare_create_revision(key, 0)],
+                                [kv.txn_op_put(key, value, lease=lease)], timeout=CALL_TIMEOUT)
+        return resp.succeeded, resp.header.revision
+
+    async def write(self, key: str, value: str | None, fence: Fence | None = None) -> None:
+        """Put (or, with None, delete) `key`; with a `fence`, only while the fence holds (else `Fenced`)."""
+        kv = self._etcd.kv
+        op = kv.txn_op_delete(key) if value is None else kv.txn_op_put(key, value)
+        compare = [] if fence is None else [kv.txn_compare_create_revision(fence.key, fence.create_revision)]
+        with _store_errors("write"):
+            resp = await kv.txn(compare, [op], timeout=CALL_TIMEOUT)
+        if not resp.succeeded:
+            raise Fenced(f"write {key}: {fence.key if fence else ''} is no longer ours")
+
+    async def watch_prefix(self, prefix: str, start_revision: int,
+                           exact: bool = False) -> AsyncIterator[tuple[list[Change], int]]:
         """Batches of changes under `prefix` from `start_revision` on, each with the revision of its
-        last event. Raises `WatchCanceled` (compacted: list again) and `StoreError` when the stream
+        last event (`exact`: the one key `prefix`). Raises `WatchCanceled` (compacted: list again) and `StoreError` when the stream
         breaks. The client would reconnect by itself, but resumes after the header revision of the last
         response, which can lie past events not yet delivered: its second `created` response ends this
         watch instead, so the caller resumes after the last event it really got."""
         created = False
         with _store_errors("watch"):
-            responses = self._etcd.watch.watch(prefix, range_end=prefix_range_end(prefix),
+            responses = self._etcd.watch.watch(prefix, range_end=None if exact else prefix_range_end(prefix),
                                                 start_revision=start_revision)
             async with contextlib.aclosing(responses):
                 async for resp in responses:

@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvloop
 from aiohttp import web
@@ -17,9 +19,14 @@ import discovery
 from discovery.addresses import is_host_port
 from manager import heap
 from manager.api.listener import ApiRunner, TlsSite
+from discovery.etcd import EtcdDiscovery
+from discovery.etcd_store import StoreError
 from manager.api.routes import build_app
 from manager.cluster.cluster import Cluster
 from manager.cluster.engine import EngineOptions
+from manager.cluster.leader import Election, Solo
+from manager.cluster.reschedule import Rescheduler
+from manager.cluster.state import ClusterState, EtcdState, FileState
 from scheduler import DEFAULT_FILTERS, Scheduler, SchedulerError
 from shoal import logs
 from shoal.flags import UsageError, duration, integer, key_values
@@ -41,6 +48,9 @@ class ManageConfig:
     create_retry: int = 0
     experimental: bool = False
     tls: TlsConfig | None = None
+    replication: bool = False
+    replication_ttl: float = 20.0
+    data_dir: str = ""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,10 +72,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="kv.path=..., kv.cacertfile=..., kv.certfile=..., kv.keyfile=...")
     p.add_argument("--api-enable-cors", "--cors", dest="cors", action="store_true",
                    help="answer CORS preflights and add Access-Control-Allow-* headers")
-    p.add_argument("--replication", action="store_true", help="(not supported yet)")
+    p.add_argument("--replication", action="store_true",
+                   help="replicate with the other managers on the same etcd discovery: one primary "
+                        "(leader election), the others forward to it")
+    p.add_argument("--replication-ttl", default="20s", help="leader lock release time on failure")
     p.add_argument("--advertise", "--addr", default=os.environ.get("SWARM_ADVERTISE"),
                    help="host:port other managers reach this one at (env SWARM_ADVERTISE; used with "
                         "--replication)")
+    p.add_argument("--data-dir", default=os.environ.get("SHOAL_DATA_DIR", str(Path.home() / ".shoal")),
+                   help="where the cluster state file lives with nodes:// and file:// discovery "
+                        "(node availability and labels, rescheduling in progress)")
     add_tls_flags(p, "the API and towards the engines")
     p.add_argument("discovery", nargs="?", default=os.environ.get("SWARM_DISCOVERY"),
                    help="nodes://h1:2375,h2:2375 | h1:2375,h2:2375 | file:///path | etcd://h:2379/prefix")
@@ -77,6 +93,13 @@ def configure(args: argparse.Namespace) -> ManageConfig:
     if not args.discovery:
         raise UsageError("discovery required to manage a cluster. See 'shoal manage --help'.")
     if args.replication:
+        if not args.advertise:
+            raise UsageError("--advertise address must be provided when using --leader-election")
+        if not args.discovery.startswith("etcd://"):
+            raise UsageError("Leader election is only supported with consul, etcd and zookeeper discovery.")
+    replication_ttl = duration(args.replication_ttl, "--replication-ttl")
+    if replication_ttl <= 0:
+        raise UsageError("--replication-ttl should be a positive number")
         raise UsageError("--replication is not supported by Shoal yet")
     tls = tls_from_flags(args)
     if args.advertise and not is_host_port(args.advertise):
@@ -120,6 +143,7 @@ def configure(args: argparse.Namespace) -> ManageConfig:
                         engine=EngineOptions(refresh_min, refresh_max, args.engine_failure_retry,
                                              tls=tls.client_context() if tls else None),
                         cors=args.cors, advertise=args.advertise, create_retry=create_retry,
+                        replication=args.replication, replication_ttl=replication_ttl, data_dir=args.data_dir,
                         experimental=getattr(args, "experimental", False), tls=tls)
 
 
@@ -146,12 +170,39 @@ def run(args: argparse.Namespace) -> int:
     return uvloop.run(serve(config, source))
 
 
+def state_file(data_dir: str, discovery_url: str) -> Path:
+    """The state file for a nodes:// or file:// cluster: one per discovery URL under `data_dir`."""
+    digest = hashlib.sha256(discovery_url.encode()).hexdigest()[:16]
+    return Path(data_dir) / f"cluster-{digest}.json"
+
+
 async def serve(config: ManageConfig, source: "discovery.Discovery") -> int:
     """Run the API on every -H address until SIGTERM/SIGINT."""
-    cluster = Cluster(config.scheduler, config.engine, create_retry=config.create_retry)
+    async with contextlib.AsyncExitStack() as stack:
+        state: ClusterState
+        leadership: Election | Solo = Solo(config.advertise)
+        if isinstance(source, EtcdDiscovery):
+            store = await stack.enter_async_context(source.store())
+            state = EtcdState(store, source.state_prefix + "shoal/")
+            await state.start()
+            if config.replication:
+                leadership = Election(store, source.state_prefix, config.advertise or "", config.replication_ttl)
+        else:
+            try:
+                state = FileState(state_file(config.data_dir, config.discovery))
+            except StoreError as exc:
+                print(f"shoal manage: {exc}", file=sys.stderr)
+                return 1
+            log.info("state file path=%s", state.path)
+        stack.push_async_callback(state.close)
+        return await _serve(config, source, state, leadership)
+
+
+async def _serve(config: ManageConfig, source: "discovery.Discovery", state: ClusterState,
+                 leadership: Election | Solo) -> int:
+    cluster = Cluster(config.scheduler, config.engine, create_retry=config.create_retry, state=state)
     await cluster.start()
-    app = build_app(cluster, [["Role", "primary"]], cors=config.cors, experimental=config.experimental)
-    runner = ApiRunner(app)
+    runner = ApiRunner(build_app(cluster, leadership, cors=config.cors, experimental=config.experimental))
     await runner.setup()
     server_tls = config.tls.server_context() if config.tls else None
     mode = "off" if config.tls is None else "verify" if config.tls.verify else "on"
@@ -167,12 +218,15 @@ async def serve(config: ManageConfig, source: "discovery.Discovery") -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    if config.advertise:
-        log.info("advertise=%s is used with --replication only", config.advertise)
     follow = asyncio.create_task(_follow(source, cluster, config.heartbeat))
     freezer = asyncio.create_task(heap.keep_frozen())
+    if isinstance(leadership, Election):
+        leadership.start()
+    rescheduler = Rescheduler(cluster, leadership)
     await stop.wait()
     log.info("shutting down")
+    await rescheduler.close()  # before the engines stop: their disconnects are not failures
+    await leadership.close()
     follow.cancel()
     freezer.cancel()
     await asyncio.gather(follow, freezer, return_exceptions=True)

@@ -52,6 +52,7 @@ class Node:
     `cpus` / `memory` are the engine's real totals, before overcommit.
     `networks` are the networks a container here can join: `<node name>/<name>` for each of the
     node's own (local-scope) networks, the plain name of each cluster-wide one it reaches.
+    `availability` is set with `docker node update`: only `active` nodes take new containers.
     """
 
     id: str
@@ -64,6 +65,7 @@ class Node:
     containers: tuple[ContainerInfo, ...] = ()
     images: tuple[ImageInfo, ...] = ()
     networks: frozenset[str] = frozenset()
+    availability: str = "active"
 
     @property
     def healthy(self) -> bool:

@@ -13,6 +13,7 @@ from scheduler.strategy import STRATEGIES, Capacity
 
 NO_NODES = "No nodes available in the cluster"
 NO_HEALTHY_NODE = "No healthy node available in the cluster"
+NO_ACTIVE_NODE = "No active node available in the cluster (docker node update --availability active)"
 UNSATISFIED = "Unable to find a node that satisfies the following conditions "  # sic, trailing space
 NO_RESOURCES = "no resources available to schedule container"
 NODES_SHOWN = 10
@@ -54,10 +55,17 @@ class Scheduler:
     def rank(self, spec: ContainerSpec, nodes: Sequence[Node]) -> list[Node]:
         """The nodes that can take `spec`, best first; raises NoFit when there is none.
 
+        Nodes that are not `active` (paused or drained) never take a container.
+
         Soft rules are tried first; if nothing fits with them, the spec is placed without them.
         """
         if not nodes:
             raise NoFit(NO_NODES)
+        active = [n for n in nodes if n.availability == "active"]
+        if not active:
+            raise NoFit(_explain(NO_ACTIVE_NODE, nodes, {n.id: Reason(f"node is {n.availability}")
+                                                         for n in nodes}))
+        nodes = active
         if spec.has_soft_rules:
             try:
                 return self._rank(spec, nodes)

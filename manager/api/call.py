@@ -8,6 +8,7 @@ from aiohttp import web
 
 from manager.cluster.cluster import Cluster
 from manager.cluster.engine import Engine
+from manager.cluster.leader import Election, Solo
 
 
 @dataclass
@@ -19,7 +20,7 @@ class Call:
     path: str  # without the version prefix
     version: str | None  # the client's `/vX.Y`, if any
     args: dict[str, str] = field(default_factory=dict)
-    role_rows: list[list[str]] = field(default_factory=list)
+    leadership: Election | Solo = field(default_factory=Solo)
     experimental: bool = False  # `shoal --experimental`: reported by info and version
 
 

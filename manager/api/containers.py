@@ -11,7 +11,7 @@ from manager.api.call import Call, forget_container, refresh_all, refresh_contai
 from manager.api.fanout import fan_out, prune as prune_everywhere
 from manager.api.jsonio import encode, json_object, json_response, read_body, read_model
 from manager.api.models import CommitBody, CreateBody, ExecCreateBody, ExecStartBody, UpdateBody, validate
-from manager.api.proxy import hijack, proxy
+from manager.api.proxy import hijack, is_upgrade, proxy
 from manager.cluster.containers import Container
 from manager.cluster.engine import Engine
 from manager.cluster.names import check_name
@@ -24,11 +24,6 @@ def _target(call: Call, healthy_only: bool = True) -> tuple[Engine, Container, s
     engine, container = call.cluster.find_container(unquote(ref), healthy_only)
     path = call.path.replace(f"/containers/{ref}", f"/containers/{container.id}", 1)
     return engine, container, path
-
-
-def _is_upgrade(request: web.Request) -> bool:
-    return "upgrade" in request.headers.get("Connection", "").lower() and bool(
-        request.headers.get("Upgrade"))
 
 
 async def ps(call: Call) -> web.StreamResponse:
@@ -101,7 +96,7 @@ async def remove(call: Call) -> web.StreamResponse:
 
 async def attach(call: Call) -> web.StreamResponse:
     engine, _, path = _target(call)
-    if _is_upgrade(call.request):
+    if is_upgrade(call.request):
         return await hijack(call.request, engine, path, call.version, b"")
     return await proxy(call.request, engine, path, call.version)
 
@@ -160,7 +155,7 @@ async def _exec_engine(call: Call) -> Engine:
 async def exec_start(call: Call) -> web.StreamResponse:
     body = encode((await read_model(call, ExecStartBody)).raw)
     engine = await _exec_engine(call)
-    if _is_upgrade(call.request):
+    if is_upgrade(call.request):
         return await hijack(call.request, engine, call.path, call.version, body)
     return await proxy(call.request, engine, call.path, call.version, body=body)
 

@@ -1,4 +1,5 @@
-"""The one proxy (stream a request to an engine and its answer back) and the one hijack."""
+"""The one proxy (stream a request to an engine, or to the primary manager, and its answer back)
+and the one hijack."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +9,7 @@ from multidict import CIMultiDict
 
 from manager.api.call import After
 from manager.api.tlslayer import open_tls_connection
-from manager.cluster.engine import CONNECTION_ERRORS, CONNECT_TIMEOUT, HEAD_TIMEOUT, Engine, EngineDown
+from manager.cluster.engine import CONNECTION_ERRORS, CONNECT_TIMEOUT, HEAD_TIMEOUT, EngineDown, Upstream
 
 HOP_BY_HOP = {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
               "proxy-authenticate", "proxy-authorization", "host", "content-length"}
@@ -16,12 +17,17 @@ CHUNK = 64 * 1024
 HIGH_WATER = 256 * 1024
 
 
+def is_upgrade(request: web.Request) -> bool:
+    """Does the client ask to hijack the connection (attach, exec start)?"""
+    return "upgrade" in request.headers.get("Connection", "").lower() and bool(request.headers.get("Upgrade"))
+
+
 def forward_headers(headers) -> CIMultiDict:
     """Request or response headers minus hop-by-hop ones."""
     return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in HOP_BY_HOP)
 
 
-async def proxy(request: web.Request, engine: Engine, path: str, version: str | None, *,
+async def proxy(request: web.Request, engine: Upstream, path: str, version: str | None, *,
                 body: bytes | None = None, query: str | None = None,
                 after: After | None = None) -> web.StreamResponse:
     """Send the client's request to `engine` at `path` and stream the answer back as it comes.
@@ -114,7 +120,7 @@ class _ClientSide(asyncio.Protocol):
         self.writer.close()
 
 
-async def hijack(request: web.Request, engine: Engine, path: str, version: str | None,
+async def hijack(request: web.Request, engine: Upstream, path: str, version: str | None,
                  body: bytes) -> web.StreamResponse:
     """Attach / exec start (`body`, already read): upgrade both connections to raw byte pipes and
     relay both ways."""

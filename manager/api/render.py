@@ -14,6 +14,8 @@ from manager.api.jsonio import parse_filters
 from manager.cluster.cluster import Cluster
 from manager.cluster.containers import UNSPECIFIED_IPS, Container, State
 from manager.cluster.engine import Engine
+from manager.cluster.leader import Election, Solo
+from manager.cluster.reschedule import pending_summary
 from manager.cluster.snapshot import node_of
 from manager.cluster.timefmt import bytes_size, human_duration, next_change, rfc3339
 from manager.errors import ApiError
@@ -178,7 +180,7 @@ def _window(rows: list, filters: dict[str, list[str]], cluster: Cluster) -> list
 def node_json(engine: Engine) -> dict:
     """Classic Swarm's `Node` object in inspect output."""
     return {"ID": engine.id, "IP": engine.ip, "Addr": engine.addr, "Name": engine.name,
-            "Cpus": engine.cpus, "Memory": engine.memory, "Labels": dict(engine.labels)}
+            "Cpus": engine.cpus, "Memory": engine.memory, "Labels": engine.all_labels}
 
 
 def inspect_json(engine: Engine, body: dict) -> bytes:
@@ -212,12 +214,24 @@ def _build_node_rows(cluster: Cluster, engine: Engine) -> list[list[str]]:
         ["  └ Reserved CPUs", f"{node.used_cpus:g} / {scheduler.total_cpus(node):g}"],
         ["  └ Reserved Memory",
          f"{bytes_size(node.used_memory)} / {bytes_size(scheduler.total_memory(node))}"],
-        ["  └ Labels", ", ".join(f"{k}={v}" for k, v in sorted(engine.labels.items()))],
+        ["  └ Labels", ", ".join(f"{k}={v}" for k, v in sorted(engine.all_labels.items()))],
     ]
+    if engine.availability != "active":
+        rows.append(["  └ Availability", engine.availability])
     if engine.error:
         rows.append(["  └ Error", engine.error])
     rows += [["  └ UpdatedAt", rfc3339(engine.updated_at)], ["  └ ServerVersion", engine.version]]
     return rows
+
+
+def role_rows(leadership: Election | Solo) -> list[list[str]]:
+    """`Role: primary` (with `Replicas:` when replicated), or `Role: replica` and `Primary:`."""
+    if leadership.is_primary:
+        rows = [["Role", "primary"]]
+        if leadership.replicated:
+            rows.append(["Replicas", ", ".join(leadership.replicas)])
+        return rows
+    return [["Role", "replica"], ["Primary", leadership.primary or ""]]
 
 
 def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = False) -> dict:
@@ -230,8 +244,12 @@ def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = Fals
         ["Filters", ", ".join(cluster.scheduler.filter_names)],
         ["Nodes", str(len(engines))],
     ]
+    moves = cluster.state.items("reschedule")
     for engine in engines:
         status += _node_rows(cluster, engine)
+        waiting = pending_summary(moves, engine) if moves else ""
+        if waiting:
+            status.append(["  └ Rescheduling", waiting])
     uname = platform.uname()
     return {
         "ID": "", "Containers": total, "ContainersRunning": running, "ContainersPaused": paused,

@@ -10,12 +10,15 @@ from aiohttp import web
 from manager.api import containers as ctr
 from manager.api import images as img
 from manager.api import networks as net
+from manager.api import nodes
+from manager.api import replica
 from manager.api import system as sysh
 from manager.api import volumes as vol
 from manager.api.call import Call, Handler
 from manager.api.dashboard import handlers as dash
 from manager.api.jsonio import MAX_BODY, error_response
 from manager.cluster.cluster import Cluster
+from manager.cluster.leader import Election, Solo
 from manager.errors import ApiError
 from scheduler import NoFit, SchedulerError
 from shoal.version import API_VERSION
@@ -74,6 +77,9 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", rf"/networks/{NAME}/(?P<action>connect|disconnect)", net.attach),
     ("GET", rf"/networks/{NAME}", net.inspect),
     ("DELETE", rf"/networks/{NAME}", net.remove),
+    ("GET", r"/nodes", nodes.listing),
+    ("GET", r"/nodes/(?P<node>[^/]+)", nodes.inspect),
+    ("POST", r"/nodes/(?P<node>[^/]+)/update", nodes.update),
     ("GET", r"/volumes", vol.listing),
     ("POST", r"/volumes/create", vol.create),
     ("POST", r"/volumes/prune", vol.prune),
@@ -128,19 +134,23 @@ CORS_HEADERS = {
 }
 
 
-def build_app(cluster: Cluster, role_rows: list[list[str]], cors: bool = False,
+def build_app(cluster: Cluster, leadership: Election | Solo | None = None, cors: bool = False,
               experimental: bool = False) -> web.Application:
     """The aiohttp application: every path goes through `dispatch`; with `cors`, classic Swarm's
     `--api-enable-cors` headers on every answer and OPTIONS (preflight) answered for any path;
-    `experimental` is what info, version and the `Docker-Experimental` header report."""
+    `experimental` is what info, version and the `Docker-Experimental` header report. A replica
+    answers `replica.LOCAL` paths itself and forwards every other one to the primary."""
+    leadership = leadership or Solo()
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
         version, path = split_version(request.rel_url.raw_path)
         if cors and request.method == "OPTIONS":
             return web.Response(status=200)
         try:
+            if not leadership.is_primary and path not in replica.LOCAL:
+                return await replica.forward(Call(request, cluster, path, version, {}, leadership))
             handler, args = resolve(request.method, path)
-            call = Call(request, cluster, path, version, args, role_rows, experimental)
+            call = Call(request, cluster, path, version, args, leadership, experimental)
             return await handler(call)
         except ApiError as exc:
             return error_response(exc.status, exc.message)

@@ -27,7 +27,7 @@ async def version(call: Call) -> web.Response:
 
 
 async def info(call: Call) -> web.Response:
-    return json_response(render.info(call.cluster, call.role_rows, call.experimental))
+    return json_response(render.info(call.cluster, render.role_rows(call.leadership), call.experimental))
 
 
 async def auth(call: Call) -> web.StreamResponse:

@@ -9,7 +9,7 @@ import random
 import re
 import secrets
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 import aiohttp
 
@@ -20,7 +20,9 @@ from manager.cluster.images import image_matches, pull_on
 from manager.cluster.names import plain_name, split_node_ref
 from manager.cluster.networks import ClusterNetwork, find_network, place_networks
 from manager.cluster.placements import PlacementLog
+from manager.cluster.nodes import NodeSettings, node_id
 from manager.cluster.snapshot import node_of
+from manager.cluster.state import ClusterState, MemoryState
 from manager.errors import ApiError, engine_error, name_conflict, not_found
 from scheduler import ContainerInfo, ContainerSpec, NoFit, Node, Scheduler, SchedulerError, parse_expr
 from scheduler.node import SWARM_ID_LABEL
@@ -59,13 +61,17 @@ def natural_key(text: str) -> tuple:
 class Cluster:
     """All engines, and the operations that need more than one of them."""
 
-    def __init__(self, scheduler: Scheduler, options: EngineOptions, create_retry: int = 0) -> None:
+    def __init__(self, scheduler: Scheduler, options: EngineOptions, create_retry: int = 0,
+                 state: ClusterState | None = None) -> None:
         self.scheduler = scheduler
         self.options = options
         self.create_retry = create_retry  # `--cluster-opt swarm.createretry`
         self.engines: dict[str, Engine] = {}
         self.events = EventBus()
         self.placements = PlacementLog()
+        self.state = state or MemoryState()
+        self.state.listen(self._state_changed)
+        self.watchers: list[Callable[[Engine, dict], None]] = []  # engine events, after the cache
         self.session: aiohttp.ClientSession | None = None
         self._pending: dict[str, list[ContainerInfo]] = {}
         self._pending_names: set[str] = set()
@@ -98,9 +104,34 @@ class Cluster:
             await engine.stop()
         for addr in sorted(wanted - set(self.engines)):
             log.info("engine added addr=%s", addr)
-            engine = Engine(addr, self.session, self.options, self.events.publish, self._duplicate_of)
+            engine = Engine(addr, self.session, self.options, self._engine_event, self._duplicate_of)
             self.engines[addr] = engine
             engine.start()
+
+    def _engine_event(self, engine: Engine, event: dict) -> None:
+        """Every engine event: node settings applied on connect, then subscribers, then watchers."""
+        if event.get("Action") == "engine_connect" and event.get("Type") == "swarm":
+            settings = self.node_settings(engine)
+            engine.set_node_settings(settings.availability, settings.labels)
+        self.events.publish(engine, event)
+        for watcher in self.watchers:
+            watcher(engine, event)
+
+    def node_settings(self, engine: Engine) -> NodeSettings:
+        """What `docker node update` set on this engine's node."""
+        return NodeSettings.from_state(self.state.items("nodes").get(node_id(engine)))
+
+    def _state_changed(self, kind: str, key: str, value: dict | None) -> None:
+        if kind != "nodes":
+            return
+        settings = NodeSettings.from_state(value)
+        for engine in self.validated():
+            if node_id(engine) == key:
+                engine.set_node_settings(settings.availability, settings.labels)
+
+    def engine_by_id(self, engine_id: str) -> Engine | None:
+        """The engine whose `ID|addr` is `engine_id`, if it is still a member."""
+        return next((e for e in self.engines.values() if e.id == engine_id), None)
 
     def _duplicate_of(self, engine: Engine) -> str | None:
         docker_id = engine.id.split("|")[0]
@@ -184,9 +215,16 @@ class Cluster:
                      if c.id.startswith(ref) or c.swarm_id.startswith(ref)]
         return by_prefix[0] if len(by_prefix) == 1 else None
 
-    def name_taken(self, name: str) -> bool:
+    def name_taken(self, name: str, replacing: str | None = None) -> bool:
+        """Is `name` used anywhere (a container being moved, with Swarm ID `replacing`, excepted)?"""
         name = plain_name(name)
-        return name in self._pending_names or any(e.containers.by_name(name) for e in self.validated())
+        if name in self._pending_names:
+            return True
+        for engine in self.validated():
+            found = engine.containers.by_name(name)
+            if found is not None and (replacing is None or swarm_id_of(found) != replacing):
+                return True
+        return False
 
     def remember_exec(self, exec_id: str, engine: Engine) -> None:
         """Where an exec instance lives (the last EXEC_MEMORY of them are kept)."""
@@ -244,9 +282,12 @@ class Cluster:
         self.placements.placed(kind, spec, engine.name, time.perf_counter() - began)
         return engine
 
-    async def create_container(self, body: dict, name: str | None,
-                               auth: str | None) -> tuple[Engine, dict]:
+    async def create_container(self, body: dict, name: str | None, auth: str | None,
+                               replacing: str | None = None) -> tuple[Engine, dict]:
         """Schedule and create a container; returns its engine and the engine's 201 body.
+
+        `replacing`: the Swarm ID of a container being moved (rescheduled); its old copy does not
+        hold the name.
 
         The container goes where the networks it joins are (a `node/name` reference is rewritten
         to the name that node knows). A create the chosen engine fails (it is unreachable, or
@@ -260,7 +301,7 @@ class Cluster:
         failed: list[CreateFailed] = []
         while True:
             try:
-                return await self._create_near_image(spec, name, auth, [f.engine.id for f in failed])
+                return await self._create_near_image(spec, name, auth, [f.engine.id for f in failed], replacing)
             except CreateFailed as exc:
                 failed.append(exc)
                 if exc.status < 500 or len(failed) > self.create_retry:
@@ -271,12 +312,12 @@ class Cluster:
                 raise _tried(failed) from None
 
     async def _create_near_image(self, spec: ContainerSpec, name: str | None, auth: str | None,
-                                 failed: list[str]) -> tuple[Engine, dict]:
+                                 failed: list[str], replacing: str | None) -> tuple[Engine, dict]:
         """Place and create; when the chosen node has no copy of the image and cannot pull it (an
         image built or imported on some nodes only), placement is retried once among the nodes that
         have it."""
         try:
-            return await self._place_and_create(spec, name, auth, failed)
+            return await self._place_and_create(spec, name, auth, failed, replacing)
         except CreateFailed as exc:
             holders = self.engines_with_image(spec.image) if spec.image else []
             if exc.status != 404 or not any(e.healthy for e in holders):
@@ -287,13 +328,13 @@ class Cluster:
                 raise exc from None
             log.info("retrying placement where the image is image=%s", spec.image)
             spec = dataclasses.replace(spec, affinities=spec.affinities + (near_image,))
-            return await self._place_and_create(spec, name, auth, failed)
+            return await self._place_and_create(spec, name, auth, failed, replacing)
 
     async def _place_and_create(self, spec: ContainerSpec, name: str | None, auth: str | None,
-                                failed: list[str]) -> tuple[Engine, dict]:
+                                failed: list[str], replacing: str | None) -> tuple[Engine, dict]:
         swarm_id = spec.labels[SWARM_ID_LABEL]
         async with self._placement:
-            if name and self.name_taken(name):
+            if name and self.name_taken(name, replacing):
                 raise name_conflict(name)
             engine = self.best_engine(spec, avoid=failed)
             if engine.listed_only:  # soon after a start: what its containers reserve must count

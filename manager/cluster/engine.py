@@ -8,7 +8,7 @@ import random
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 import aiohttp
 
@@ -55,6 +55,28 @@ class EngineDown(ApiError):
     """The engine could not be reached."""
 
 
+class Upstream(Protocol):
+    """What the proxy and the hijack send a request to: an engine, or the primary manager."""
+
+    addr: str
+    name: str
+    options: EngineOptions  # its `tls` is the client context towards it
+
+    @property
+    def ip(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    def versioned(self, path: str, client_version: str | None = None) -> str: ...
+
+    async def open(self, method: str, path: str, *, query: str = "", params: Any = None,
+                   data: Any = None, headers: Any = None, timeout: aiohttp.ClientTimeout = ...,
+                   client_version: str | None = None) -> aiohttp.ClientResponse: ...
+
+    def unreachable(self, exc: BaseException) -> ApiError: ...
+
+
 class Engine:
     """A Docker engine: validated, then kept current from one listing plus its /events stream.
 
@@ -78,9 +100,12 @@ class Engine:
         self.id = ""
         self.name = ""
         self.labels: dict[str, str] = {}
+        self.node_labels: dict[str, str] = {}  # set with `docker node update --label-add`
+        self.availability = "active"  # set with `docker node update --availability`
         self.cpus = 0
         self.memory = 0
         self.version = ""
+        self.arch = ""
         self.api_version = API_VERSION
         self.state = PENDING
         self.error = ""
@@ -125,6 +150,17 @@ class Engine:
     @property
     def healthy(self) -> bool:
         return self.state == HEALTHY
+
+    @property
+    def all_labels(self) -> dict[str, str]:
+        """Engine labels with the node labels set through `docker node update` on top."""
+        return {**self.labels, **self.node_labels}
+
+    def set_node_settings(self, availability: str, labels: dict[str, str]) -> None:
+        """Apply `docker node update` settings (the scheduler sees them at once)."""
+        if (availability, labels) != (self.availability, self.node_labels):
+            self.availability, self.node_labels = availability, dict(labels)
+            self._changed()
 
     @property
     def health(self) -> int:
@@ -385,6 +421,7 @@ class Engine:
         self.cpus = info["NCPU"]
         self.memory = info["MemTotal"]
         self.version = version.get("Version", "")
+        self.arch = info.get("Architecture", "")
         self.api_version = min(version.get("ApiVersion", API_VERSION), API_VERSION, key=_version_tuple)
         self.labels = engine_labels(info)
         duplicate = self.is_duplicate(self)

@@ -9,7 +9,8 @@ from scheduler import ImageInfo, Node
 def node_snapshot(engine: Engine) -> Node:
     """The engine as an immutable scheduler Node (each cached container's `info`)."""
     return Node(
-        id=engine.id, name=engine.name, addr=engine.addr, labels=dict(engine.labels),
+        id=engine.id, name=engine.name, addr=engine.addr, labels=engine.all_labels,
+        availability=engine.availability,
         health=engine.health, cpus=engine.cpus, memory=engine.memory,
         containers=tuple(c.info for c in engine.containers.values()),
         images=tuple(ImageInfo(id=i["Id"], repo_tags=tuple(i.get("RepoTags") or ()))

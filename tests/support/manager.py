@@ -92,7 +92,8 @@ def start_manager(discovery: str, *flags: str, healthy: int, log_dir: Path,
     `tls`) and wait until `healthy` engines are Healthy."""
     listen = f"127.0.0.1:{free_port()}"
     log_path = log_dir / f"manager-{listen.rsplit(':', 1)[1]}.log"
-    all_flags = [*FAST_REFRESH, *(tls_flags(tls, client=False) if tls else []), *flags]
+    state = ["--data-dir", str(log_dir / "state")]  # the module's own state file (nodes://, file://)
+    all_flags = [*FAST_REFRESH, *state, *(tls_flags(tls, client=False) if tls else []), *flags]
     manager = Manager(f"{'https' if tls else 'http'}://{listen}", spawn_manager(listen, discovery, all_flags, log_path),
                       log_path, tls)
 

@@ -22,7 +22,7 @@ async def api():
     """(host, port) of a manager API with no engines, served by the real runner."""
     cluster = Cluster(Scheduler(), EngineOptions())
     await cluster.start()
-    runner = listener.ApiRunner(build_app(cluster, []))
+    runner = listener.ApiRunner(build_app(cluster))
     await runner.setup()
     port = free_port()
     await listener.web.TCPSite(runner, "127.0.0.1", port).start()

@@ -70,7 +70,7 @@ async def served(cors: bool):
     from manager.cluster.engine import EngineOptions
     from scheduler import Scheduler
 
-    return TestClient(TestServer(build_app(Cluster(Scheduler(), EngineOptions()), [], cors=cors)))
+    return TestClient(TestServer(build_app(Cluster(Scheduler(), EngineOptions()), cors=cors)))
 
 
 async def test_cors_headers_and_preflight_only_when_asked():

@@ -1,0 +1,336 @@
+"""Rescheduling (classic Swarm's watchdog, made durable): containers with the policy
+`reschedule:on-node-failure` are re-created elsewhere when their engine fails or leaves, and the
+ones on a drained node are moved.
+
+Only the primary acts. Each move is a record in the cluster state (`reschedule/<Swarm ID>`: the
+create configuration, the name, whether it ran, where it came from, attempts and the last error)
+written before anything is done, so a new primary finishes what a dead one started: before
+creating, it asks every healthy engine for a copy with that Swarm ID and adopts it instead
+(extra copies are removed), so redoing is safe. A container that cannot be placed is retried with
+backoff while its node is down; the reason is a `docker info` row of that node. When the failed
+engine comes back, its old copies are removed (force, with anonymous volumes) and the record ends.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import time
+from typing import Protocol
+
+from discovery.backoff import Backoff
+from discovery.etcd_store import Fence, StoreError
+from manager.cluster.cluster import Cluster
+from manager.cluster.containers import swarm_id_of
+from manager.cluster.engine import HEALTHY, PENDING, UNHEALTHY, Engine
+from manager.errors import ApiError, as_api_error
+from scheduler import SchedulerError
+from scheduler.node import SWARM_ID_LABEL
+from scheduler.spec import RULE_LABELS
+
+log = logging.getLogger("shoal.reschedule")
+POLICY_LABEL = RULE_LABELS["reschedule"]
+FAILURE, DRAIN = "node failure", "drain"
+SETTLE_TIMEOUT = 15.0  # at takeover, how long to wait for engines still being validated
+RETRY_FIRST, RETRY_CAP = 1.0, 30.0
+
+
+class Leadership(Protocol):
+    @property
+    def is_primary(self) -> bool: ...
+
+    @property
+    def fence(self) -> Fence | None: ...
+
+    def listen(self, listener) -> None: ...
+
+
+def has_policy(container: dict) -> bool:
+    """Does the container carry `reschedule:on-node-failure`?"""
+    raw = (container.get("Config", {}).get("Labels") or {}).get(POLICY_LABEL)
+    try:
+        return "on-node-failure" in (json.loads(raw) if raw else [])
+    except (TypeError, ValueError):
+        return False
+
+
+def create_config(container: dict) -> tuple[dict, dict[str, dict]]:
+    """(create body, {other network: endpoint config}) that re-creates `container` elsewhere.
+
+    The one place that reads a cached container for a re-create (see the container cache).
+    """
+    cid = container["Id"]
+    config = copy.deepcopy(container.get("Config") or {})
+    if config.get("Hostname") == cid[:12]:
+        config.pop("Hostname")  # the engine's default: the new container gets its own
+    host = copy.deepcopy(container.get("HostConfig") or {})
+    networks: dict[str, dict] = {}
+    for name, endpoint in ((container.get("NetworkSettings") or {}).get("Networks") or {}).items():
+        networks[name] = {"Aliases": [a for a in endpoint.get("Aliases") or [] if a != cid[:12]] or None,
+                          "Links": endpoint.get("Links"), "IPAMConfig": endpoint.get("IPAMConfig")}
+    mode = host.get("NetworkMode") or "default"
+    first = mode if mode in networks else ("bridge" if mode == "default" and "bridge" in networks else None)
+    body = dict(config, HostConfig=host)
+    if first is not None:
+        body["NetworkingConfig"] = {"EndpointsConfig": {first: networks.pop(first)}}
+    if mode.startswith(("container:", "host", "none")):
+        networks = {}
+    return body, networks
+
+
+def pending_summary(records: dict[str, dict], engine: Engine) -> str:
+    """`docker info` text for the moves off `engine` still waiting ('' when none)."""
+    waiting = [r for r in records.values() if r.get("from_node") == engine.id and r.get("state") != "done"]
+    parts = []
+    for r in waiting:
+        if r.get("error"):
+            retry = max(0, round(r.get("next_try", 0) - time.time()))
+            parts.append(f"{r['name'] or r['swarm_id'][:12]}: attempt {r.get('attempts', 0)} failed, "
+                         f"retry in {retry}s: {r['error']}")
+        else:
+            parts.append(f"{r['name'] or r['swarm_id'][:12]}: moving ({r['reason']})")
+    return "; ".join(parts)
+
+
+def _short(message: str) -> str:
+    """The first lines of a (no-fit) error, on one line."""
+    return " ".join(message.splitlines()[:2])
+
+
+class Rescheduler:
+    """Moves policy containers off failed and drained engines (acting only while primary)."""
+
+    def __init__(self, cluster: Cluster, leadership: Leadership) -> None:
+        self.cluster = cluster
+        self.leadership = leadership
+        self._workers: dict[str, asyncio.Task] = {}
+        self._tasks: set[asyncio.Task] = set()
+        cluster.watchers.append(self._on_engine_event)
+        cluster.state.listen(self._on_state)
+        leadership.listen(self._on_role)
+
+    @property
+    def records(self) -> dict[str, dict]:
+        return self.cluster.state.items("reschedule")
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks) + list(self._workers.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ---- triggers ----------------------------------------------------------------------------
+    def _on_role(self, primary: bool) -> None:
+        if primary:
+            self._spawn(self._take_over())
+        else:
+            for task in list(self._workers.values()):
+                task.cancel()
+            self._workers.clear()
+
+    def _on_engine_event(self, engine: Engine, event: dict) -> None:
+        if event.get("Type") != "swarm" or not self.leadership.is_primary:
+            return
+        action = event.get("Action")
+        if action == "engine_disconnect":
+            self._spawn(self._engine_failed(engine))
+        elif action in ("engine_connect", "engine_reconnect"):
+            self._spawn(self._engine_back(engine))
+
+    def _on_state(self, kind: str, key: str, value: dict | None) -> None:
+        if kind == "nodes" and value and value.get("availability") == "drain" and self.leadership.is_primary:
+            for engine in self.cluster.healthy():
+                if engine.availability == "drain":
+                    self._spawn(self._move_all(engine, DRAIN))
+
+    async def _take_over(self) -> None:
+        """As a new primary: resume every move on record, then look at every failed or drained engine."""
+        began = time.monotonic()
+        while any(e.state == PENDING for e in self.cluster.engines.values()) \
+                and time.monotonic() - began < SETTLE_TIMEOUT:
+            await asyncio.sleep(0.2)
+        if not self.leadership.is_primary:
+            return
+        log.info("reschedule takeover records=%d", len(self.records))
+        for swarm_id, record in self.records.items():
+            if record.get("state") == "done":
+                engine = self.cluster.engine_by_id(record["from_node"])
+                if engine is not None and engine.healthy:
+                    self._spawn(self._engine_back(engine))
+            else:
+                self._start(swarm_id)
+        for engine in self.cluster.validated():
+            if engine.state == UNHEALTHY:
+                await self._move_all(engine, FAILURE)
+            elif engine.state == HEALTHY and engine.availability == "drain":
+                await self._move_all(engine, DRAIN)
+
+    # ---- beginning a move --------------------------------------------------------------------
+    async def _engine_failed(self, engine: Engine) -> None:
+        await self._move_all(engine, FAILURE)
+
+    async def _move_all(self, engine: Engine, reason: str) -> None:
+        """A record and a worker for every policy container on `engine` not already moving."""
+        for container in engine.containers.values():
+            swarm_id = swarm_id_of(container)
+            if not has_policy(container) or not swarm_id or swarm_id in self.records:
+                continue
+            if not self.leadership.is_primary:
+                return
+            body, networks = create_config(container)
+            record = {"swarm_id": swarm_id, "name": container.get("Name", "").lstrip("/"), "config": body,
+                      "networks": networks, "running": bool(container["State"].get("Running")),
+                      "from_node": engine.id, "from_name": engine.name, "old_id": container["Id"],
+                      "reason": reason, "state": "pending", "attempts": 0, "error": "", "next_try": 0,
+                      "began": time.time()}
+            log.info("reschedule begin swarm_id=%s name=%s from=%s reason=%r", swarm_id[:12], record["name"],
+                     engine.name, reason)
+            if await self._save(swarm_id, record):
+                self._start(swarm_id)
+
+    def _start(self, swarm_id: str) -> None:
+        if swarm_id not in self._workers or self._workers[swarm_id].done():
+            self._workers[swarm_id] = asyncio.create_task(self._work(swarm_id), name=f"reschedule {swarm_id[:12]}")
+
+    async def _save(self, swarm_id: str, record: dict | None) -> bool:
+        """Write a record while primary (fenced); False when it could not be written."""
+        if not self.leadership.is_primary:
+            return False
+        try:
+            await self.cluster.state.save("reschedule", swarm_id, record, self.leadership.fence)
+            return True
+        except StoreError as exc:
+            log.warning("reschedule state not saved swarm_id=%s error=%s", swarm_id[:12], exc)
+            return False
+
+    # ---- doing a move ------------------------------------------------------------------------
+    async def _work(self, swarm_id: str) -> None:
+        backoff = Backoff(first=RETRY_FIRST, cap=RETRY_CAP)
+        while self.leadership.is_primary:
+            record = self.records.get(swarm_id)
+            if record is None or record.get("state") == "done":
+                return
+            wait = record.get("next_try", 0) - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            try:
+                await self._move(record)
+                return
+            except (ApiError, SchedulerError, StoreError) as exc:
+                message = _short(getattr(exc, "message", str(exc)))
+                delay = backoff.next()
+                record = dict(record, attempts=record.get("attempts", 0) + 1, error=message,
+                              next_try=time.time() + delay)
+                log.warning("reschedule failed swarm_id=%s name=%s attempt=%d retry_in=%.1fs error=%r",
+                            swarm_id[:12], record["name"], record["attempts"], delay, message)
+                old = self.cluster.engine_by_id(record["from_node"])
+                if old is not None:
+                    self._publish(old, "reschedule_failed", record.get("old_id", ""), record, error=message)
+                if not await self._save(swarm_id, record):
+                    await asyncio.sleep(delay)
+
+    async def _move(self, record: dict) -> None:
+        swarm_id, name = record["swarm_id"], record["name"] or None
+        old = self.cluster.engine_by_id(record["from_node"])
+        if record["reason"] == FAILURE and old is not None and old.healthy and record["old_id"] in old.containers:
+            log.info("reschedule cancelled, node is back swarm_id=%s node=%s", swarm_id[:12], old.name)
+            await self._save(swarm_id, None)
+            return
+        copies = await self._copies(swarm_id, exclude=record["from_node"])
+        if copies:  # made by us or by a primary before us: adopt it, never make another
+            engine, cid = copies[0]
+            for extra_engine, extra in copies[1:]:
+                log.warning("reschedule removing duplicate swarm_id=%s node=%s id=%s", swarm_id[:12],
+                            extra_engine.name, extra[:12])
+                await self._remove(extra_engine, extra)
+        else:
+            if not self.leadership.is_primary:
+                return
+            engine, created = await self.cluster.create_container(copy.deepcopy(record["config"]), name, None,
+                                                                  replacing=swarm_id)
+            cid = created["Id"]
+            for network, endpoint in (record.get("networks") or {}).items():
+                status, reply = await engine.call("POST", f"/networks/{network}/connect",
+                                                  body={"Container": cid, "EndpointConfig": endpoint})
+                if status >= 300:
+                    log.warning("reschedule network not reconnected network=%s node=%s error=%r", network,
+                                engine.name, reply)
+        if record["running"]:
+            status, reply = await engine.call("POST", f"/containers/{cid}/start")
+            if status not in (204, 304):
+                raise as_api_error(ApiError(status, f"start on {engine.name}: {reply}"))
+        await engine.refresh_container(cid)
+        if record["reason"] == DRAIN and old is not None:
+            await self._remove(old, record["old_id"], stop_first=True)
+        elif old is not None and old.state != HEALTHY:
+            old.forget_container(record["old_id"])  # listed once, where it runs now
+        log.info("reschedule done swarm_id=%s name=%s from=%s to=%s took=%.1fs", swarm_id[:12], name,
+                 record["from_name"], engine.name, time.time() - record["began"])
+        self._publish(engine, "reschedule", cid, record)
+        if record["reason"] == DRAIN:
+            await self._save(swarm_id, None)
+        else:
+            await self._save(swarm_id, dict(record, state="done", new_id=cid, new_node=engine.id, error=""))
+
+    async def _copies(self, swarm_id: str, exclude: str) -> list[tuple[Engine, str]]:
+        """(engine, container ID) of every copy with this Swarm ID on the healthy engines, running first."""
+        query = {"all": "1", "filters": json.dumps({"label": [f"{SWARM_ID_LABEL}={swarm_id}"]})}
+        found: list[tuple[bool, Engine, str]] = []
+        for engine in self.cluster.healthy():
+            if engine.id == exclude:
+                continue
+            listed = await engine.get_json("/containers/json", params=query)
+            found += [(c.get("State") != "running", engine, c["Id"]) for c in listed]
+        found.sort(key=lambda f: f[0])
+        return [(engine, cid) for _, engine, cid in found]
+
+    async def _remove(self, engine: Engine, cid: str, stop_first: bool = False) -> None:
+        """Remove one copy (force, with anonymous volumes); a copy already gone is fine."""
+        if stop_first:
+            await engine.call("POST", f"/containers/{cid}/stop", params={"t": "10"})
+        status, reply = await engine.call("DELETE", f"/containers/{cid}", params={"force": "1", "v": "1"})
+        if status not in (204, 404):
+            raise ApiError(status, f"remove {cid[:12]} on {engine.name}: {reply}")
+        engine.forget_container(cid)
+
+    # ---- the old engine is back --------------------------------------------------------------
+    async def _engine_back(self, engine: Engine) -> None:
+        """Remove the copies that now run elsewhere; end the moves that had not happened yet."""
+        mine = {k: r for k, r in self.records.items() if r.get("from_node") == engine.id and r.get("reason") == FAILURE}
+        if not mine:
+            return
+        with contextlib.suppress(ApiError):
+            await engine.refresh_all()
+        for swarm_id, record in mine.items():
+            if record.get("state") == "done":
+                try:
+                    await self._remove(engine, record["old_id"])
+                except ApiError as exc:
+                    log.warning("old copy not removed swarm_id=%s node=%s error=%s", swarm_id[:12],
+                                engine.name, exc.message)
+                    continue
+                log.info("old copy removed swarm_id=%s node=%s id=%s", swarm_id[:12], engine.name,
+                         record["old_id"][:12])
+            else:
+                worker = self._workers.pop(swarm_id, None)
+                if worker is not None:
+                    worker.cancel()
+                log.info("reschedule cancelled, node is back swarm_id=%s node=%s", swarm_id[:12], engine.name)
+            await self._save(swarm_id, None)
+
+    def _publish(self, engine: Engine, action: str, cid: str, record: dict, **extra: str) -> None:
+        now = time.time()
+        attributes = {"name": record["name"], SWARM_ID_LABEL: record["swarm_id"], "from": record["from_name"],
+                      "reason": record["reason"], **extra}
+        self.cluster.events.publish(engine, {
+            "status": action, "id": cid, "from": record["config"].get("Image", ""), "Type": "container",
+            "Action": action, "Actor": {"ID": cid, "Attributes": attributes}, "scope": "local",
+            "time": int(now), "timeNano": int(now * 1e9)})

@@ -1,5 +1,6 @@
-"""One etcd member (Debian's etcd-server) on free 127.0.0.1 ports (and, for the lab, on its bridge
-address too, so containers on the lab's nodes reach it): for the lab, the tests and the benches."""
+"""etcd (Debian's etcd-server) on free 127.0.0.1 ports (and, for the lab, on its bridge address too,
+so containers on the lab's nodes reach it), one member or a cluster of several: for the lab, the
+tests and the benches."""
 from __future__ import annotations
 
 import contextlib
@@ -28,6 +29,7 @@ class EtcdServer:
         self.tls = tls
         self.also_on = also_on  # more addresses to serve clients on, same port
         self.proc: Proc | None = None
+        self.initial_cluster = ""  # set by EtcdCluster: every member's `name=peer URL`
 
     def __enter__(self) -> EtcdServer:
         self.start()
@@ -41,12 +43,16 @@ class EtcdServer:
         """`host:port` of the client API."""
         return f"127.0.0.1:{self.client_port}"
 
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
     def spawn(self) -> Proc:
         """Start etcd without waiting for it (see `wait_ready`)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         scheme = "http" if self.tls is None else "https"
         client_url = ",".join(f"{scheme}://{host}:{self.client_port}" for host in ("127.0.0.1", *self.also_on))
-        peer_url = f"http://127.0.0.1:{self.peer_port}"
+        peer_url = self.peer_url
         tls_flags = [] if self.tls is None else [
             "--cert-file", self.tls.server_cert, "--key-file", self.tls.server_key,
             "--trusted-ca-file", self.tls.ca, "--client-cert-auth"]
@@ -54,7 +60,7 @@ class EtcdServer:
             [ETCD_BINARY, "--name", self.name, "--data-dir", str(self.data_dir / "data"),
              "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
              "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-             "--initial-cluster", f"{self.name}={peer_url}", "--log-level", "warn",
+             "--initial-cluster", self.initial_cluster or f"{self.name}={peer_url}", "--log-level", "warn",
              "--heartbeat-interval", "50", "--election-timeout", "500", *tls_flags],   # quick restarts
             self.data_dir / "etcd.log")
         return self.proc
@@ -103,3 +109,38 @@ class EtcdServer:
             if line.startswith(name + " "):
                 return float(line.split()[1])
         raise KeyError(name)
+
+
+class EtcdCluster:
+    """`size` members that form one etcd cluster (each its own process, data dir and ports)."""
+
+    def __init__(self, size: int = 3, data_dir: str | Path | None = None, name: str = "shoal") -> None:
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="shoal-etcd-cluster-"))
+        self.members = [EtcdServer(self.data_dir / f"m{k}", f"{name}{k}") for k in range(1, size + 1)]
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        for member in self.members:
+            member.initial_cluster = initial
+
+    def __enter__(self) -> EtcdCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+    @property
+    def endpoints(self) -> str:
+        """`h1:p1,h2:p2,h3:p3`, as a discovery URL takes them."""
+        return ",".join(m.endpoint for m in self.members)
+
+    def start(self) -> None:
+        """Start every member at once (they need each other for a quorum), then wait for all."""
+        for member in self.members:
+            member.spawn()
+        for member in self.members:
+            member.wait_ready()
+
+    def remove(self) -> None:
+        for member in self.members:
+            member.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -95,8 +95,10 @@ def pending_summary(records: dict[str, dict], engine: Engine) -> str:
 
 
 def _short(message: str) -> str:
-    """The first lines of a (no-fit) error, on one line."""
-    return " ".join(message.splitlines()[:2])
+    """A (no-fit) error on one line: its header, conditions and summary, without the per-node lines."""
+    lines = message.splitlines()
+    summary = next((i for i, line in enumerate(lines) if line.startswith("0/")), 1)
+    return " ".join(line.strip() for line in lines[:summary + 1] if line.strip())
 
 
 class Rescheduler:
@@ -295,7 +297,7 @@ class Rescheduler:
     async def _remove(self, engine: Engine, cid: str, stop_first: bool = False) -> None:
         """Remove one copy (force, with anonymous volumes); a copy already gone is fine."""
         if stop_first:
-            await engine.call("POST", f"/containers/{cid}/stop", params={"t": "10"})
+            await engine.call("POST", f"/containers/{cid}/stop")  # the container's own stop timeout
         status, reply = await engine.call("DELETE", f"/containers/{cid}", params={"force": "1", "v": "1"})
         if status not in (204, 404):
             raise ApiError(status, f"remove {cid[:12]} on {engine.name}: {reply}")

@@ -1,0 +1,115 @@
+"""Rescheduling on node failure: SIGKILL node2's dockerd; its `reschedule:on-node-failure` containers
+(plain, port-published, a compose service) run elsewhere within the failure detection plus placement;
+the others stay listed on node2; when node2 comes back exactly one copy of each exists."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+
+import docker
+import pytest
+
+from lab.procs import wait_until
+from tests.support.engines import kill_engine, restart_engine
+from tests.support.manager import start_manager
+
+FAILURE_RETRY = 2
+POLICY = ["-e", "reschedule:on-node-failure"]
+NEAR_NODE2 = ["-e", "constraint:node==~node2"]  # soft: it may go elsewhere when node2 is gone
+MOVED = ["rs-plain", "rs-web", "rsc_bird_1"]
+COMPOSE = """version: "2"
+services:
+  bird:
+    image: busybox
+    command: sleep 300
+    network_mode: bridge
+    environment:
+      - reschedule:on-node-failure
+      - constraint:node==~node2
+"""
+
+
+@pytest.fixture(scope="module")
+def mgr(lab, tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("reschedule")
+    manager = start_manager("nodes://" + ",".join(lab.engines), "--engine-failure-retry", str(FAILURE_RETRY),
+                            healthy=3, log_dir=log_dir)
+    try:
+        yield manager
+    finally:
+        if manager.healthy_count() == 3:
+            ids = manager.docker("ps", "-aq").stdout.split()
+            if ids:
+                manager.docker("rm", "-fv", *ids, check=False)
+        manager.stop()
+
+
+def where(mgr) -> dict[str, list[tuple[str, str]]]:
+    """name -> [(node, status)] of every container the manager lists."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for line in mgr.docker("ps", "-a", "--format", "{{.Names}}\t{{.Status}}").stdout.splitlines():
+        full, status = line.split("\t")
+        node, _, name = full.partition("/")
+        found.setdefault(name, []).append((node, status))
+    return found
+
+
+def moved(mgr) -> bool:
+    now = where(mgr)
+    return all(len(now.get(n, [])) == 1 and now[n][0][0] != "node2" and now[n][0][1].startswith("Up")
+               for n in MOVED)
+
+
+def test_policy_containers_move_once_and_the_rest_stay(mgr, lab, tmp_path):
+    mgr.docker("run", "-d", "--name", "rs-plain", *POLICY, *NEAR_NODE2, "busybox", "sleep", "300")
+    mgr.docker("run", "-d", "--name", "rs-web", *POLICY, *NEAR_NODE2, "-p", "8081:80", "busybox",
+               "nc", "-ll", "-p", "80", "-e", "echo", "hello")
+    mgr.docker("run", "-d", "--name", "rs-stay", *NEAR_NODE2, "busybox", "sleep", "300")
+    mgr.docker("run", "-d", "--name", "rs-pinned", *POLICY, "-e", "constraint:node==node2", "busybox",
+               "sleep", "300")
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE)
+    subprocess.run(["docker-compose", "-p", "rsc", "up", "-d"], cwd=tmp_path, env=mgr.env, check=True,
+                   capture_output=True, timeout=60)
+    before = where(mgr)
+    assert all(before[n] == [("node2", before[n][0][1])] for n in [*MOVED, "rs-stay", "rs-pinned"]), before
+    swarm_ids = {n: mgr.docker("inspect", "-f", '{{index .Config.Labels "com.docker.swarm.id"}}', n).stdout
+                 for n in MOVED}
+
+    since = time.time()
+    kill_engine(lab, "node2")
+    took = wait_until(lambda: moved(mgr), 30, "the policy containers to run elsewhere")
+    print(f"reschedule after engine SIGKILL: {took:.2f}s (failure retry {FAILURE_RETRY})")
+    assert took <= FAILURE_RETRY + 3
+    now = where(mgr)
+    assert now["rs-stay"][0][0] == "node2" and now["rs-pinned"][0][0] == "node2"
+    for name in MOVED:  # the same container: name and Swarm ID kept
+        assert mgr.docker("inspect", "-f", '{{index .Config.Labels "com.docker.swarm.id"}}', name).stdout \
+            == swarm_ids[name]
+    web_ip = mgr.docker("inspect", "-f", "{{.Node.IP}}", "rs-web").stdout.strip()
+    with socket.create_connection((web_ip, 8081), timeout=5) as conn:
+        assert conn.recv(100) == b"hello\n"
+    rows = dict(mgr.info_rows())
+    assert "rs-pinned" in rows.get("  └ Rescheduling", "") and "constraint" in rows["  └ Rescheduling"]
+    events = mgr.docker("events", "--since", str(int(since)), "--until", str(int(time.time()) + 1),
+                        "--filter", "event=reschedule", "--format", "{{json .}}").stdout
+    assert sorted(json.loads(e)["Actor"]["Attributes"]["name"] for e in events.splitlines()) == sorted(MOVED)
+    compose_ps = subprocess.run(["docker-compose", "-p", "rsc", "ps", "-q"], cwd=tmp_path, env=mgr.env,
+                                capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    assert len(compose_ps) == 1
+
+    restart_engine(lab, "node2")
+    node2 = docker.DockerClient(base_url=f"tcp://{lab.engines[1]}", timeout=30)
+
+    def settled() -> bool:
+        names = {c["Names"][0].lstrip("/") for c in node2.api.containers(all=True)}
+        return not names & set(MOVED) and {"rs-stay", "rs-pinned"} <= names \
+            and "  └ Rescheduling" not in dict(mgr.info_rows())
+
+    wait_until(settled, 40, "node2's old copies removed and the pinned container kept")
+    final = where(mgr)
+    assert all(len(final[n]) == 1 for n in [*MOVED, "rs-stay", "rs-pinned"]), final
+    assert final["rs-pinned"][0][0] == "node2" and all(final[n][0][0] != "node2" for n in MOVED)
+    subprocess.run(["docker-compose", "-p", "rsc", "down"], cwd=tmp_path, env=mgr.env, capture_output=True,
+                   timeout=60)

@@ -382,6 +382,16 @@ class VolumeCreateBody(Body):
     ClusterVolumeSpec: dict | None = None
 
 
+# ---- nodes ---------------------------------------------------------------------------------------
+class NodeSpecBody(Body):
+    """`POST /nodes/{id}/update` (a swarm-mode NodeSpec)."""
+
+    Name: str | None = None
+    Labels: StringMap | None = None
+    Role: str | None = None
+    Availability: str | None = None
+
+
 # ---- query parameters ----------------------------------------------------------------------------
 def _filter_values(value: Any) -> Any:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):

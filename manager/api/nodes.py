@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from manager.api.call import Call
-from manager.api.jsonio import json_response, parse_filters, read_json
+from manager.api.jsonio import json_response, parse_filters, read_model
+from manager.api.models import NodeSpecBody
 from manager.api.timefmt import rfc3339
 from manager.cluster.engine import Engine
 from manager.cluster.nodes import node_id, updated
@@ -89,9 +90,9 @@ async def inspect(call: Call) -> web.Response:
 async def update(call: Call) -> web.Response:
     """`POST /nodes/{id}/update?version=N`: availability and labels, kept in the cluster state."""
     engine = _find(call)
-    settings = updated(call.cluster.node_settings(engine), await read_json(call.request),
+    settings = updated(call.cluster.node_settings(engine), (await read_model(call, NodeSpecBody)).raw,
                        call.request.query.get("version"))
     if call.leadership.replicated and call.leadership.fence is None:
         raise ApiError(503, "this manager is no longer the primary; retry")
-    await call.cluster.state.save("nodes", node_id(engine), settings.as_state(), call.leadership.fence)
+    await call.cluster.save_node_settings(engine, settings, call.leadership.fence)
     return web.Response(status=200)

@@ -13,6 +13,7 @@ from typing import Callable, Iterable
 
 import aiohttp
 
+from discovery.etcd_store import Fence, StoreError
 from manager.cluster.containers import Container
 from manager.cluster.engine import HEALTHY, PENDING, Engine, EngineOptions
 from manager.cluster.events import EventBus
@@ -120,6 +121,13 @@ class Cluster:
     def node_settings(self, engine: Engine) -> NodeSettings:
         """What `docker node update` set on this engine's node."""
         return NodeSettings.from_state(self.state.items("nodes").get(node_id(engine)))
+
+    async def save_node_settings(self, engine: Engine, settings: NodeSettings, fence: Fence | None) -> None:
+        """Keep new node settings (they apply once stored); 503 when the store refuses or is away."""
+        try:
+            await self.state.save("nodes", node_id(engine), settings.as_state(), fence)
+        except StoreError as exc:
+            raise ApiError(503, f"the node update was not saved: {exc}") from None
 
     def _state_changed(self, kind: str, key: str, value: dict | None) -> None:
         if kind != "nodes":

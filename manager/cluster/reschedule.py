@@ -109,6 +109,7 @@ class Rescheduler:
         self.leadership = leadership
         self._workers: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._nudged = 0.0  # when node settings last changed: waiting moves are tried again at once
         cluster.watchers.append(self._on_engine_event)
         cluster.state.listen(self._on_state)
         leadership.listen(self._on_role)
@@ -147,6 +148,8 @@ class Rescheduler:
             self._spawn(self._engine_back(engine))
 
     def _on_state(self, kind: str, key: str, value: dict | None) -> None:
+        if kind == "nodes":
+            self._nudged = time.time()
         if kind == "nodes" and value and value.get("availability") == "drain" and self.leadership.is_primary:
             for engine in self.cluster.healthy():
                 if engine.availability == "drain":
@@ -220,8 +223,9 @@ class Rescheduler:
             if record is None or record.get("state") == "done":
                 return
             wait = record.get("next_try", 0) - time.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            failed_at = record.get("next_try", 0) - record.get("delay", 0)
+            if wait > 0 and self._nudged < failed_at:  # no node setting changed since it failed
+                await asyncio.sleep(min(wait, 0.5))
                 continue
             try:
                 await self._move(record)
@@ -230,7 +234,7 @@ class Rescheduler:
                 message = _short(getattr(exc, "message", str(exc)))
                 delay = backoff.next()
                 record = dict(record, attempts=record.get("attempts", 0) + 1, error=message,
-                              next_try=time.time() + delay)
+                              next_try=time.time() + delay, delay=delay)
                 log.warning("reschedule failed swarm_id=%s name=%s attempt=%d retry_in=%.1fs error=%r",
                             swarm_id[:12], record["name"], record["attempts"], delay, message)
                 old = self.cluster.engine_by_id(record["from_node"])

@@ -87,10 +87,10 @@ def client_env(addr: str, tls: TlsPaths | None) -> dict[str, str]:
 
 
 def start_manager(discovery: str, *flags: str, healthy: int, log_dir: Path,
-                  timeout: float = 30, tls: TlsPaths | None = None) -> Manager:
-    """Start `shoal manage` (quick engine refreshes; `--tlsverify` with the lab's server pair when
-    `tls`) and wait until `healthy` engines are Healthy."""
-    listen = f"127.0.0.1:{free_port()}"
+                  timeout: float = 30, tls: TlsPaths | None = None, listen: str | None = None) -> Manager:
+    """Start `shoal manage` (quick engine refreshes, on `listen` or a free port; `--tlsverify` with
+    the lab's server pair when `tls`) and wait until `healthy` engines are Healthy."""
+    listen = listen or f"127.0.0.1:{free_port()}"
     log_path = log_dir / f"manager-{listen.rsplit(':', 1)[1]}.log"
     state = ["--data-dir", str(log_dir / "state")]  # the module's own state file (nodes://, file://)
     all_flags = [*FAST_REFRESH, *state, *(tls_flags(tls, client=False) if tls else []), *flags]

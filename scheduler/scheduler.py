@@ -63,8 +63,8 @@ class Scheduler:
             raise NoFit(NO_NODES)
         active = [n for n in nodes if n.availability == "active"]
         if not active:
-            raise NoFit(_explain(NO_ACTIVE_NODE, nodes, {n.id: Reason(f"node is {n.availability}")
-                                                         for n in nodes}))
+            raise _explain(NO_ACTIVE_NODE, "availability", nodes,
+                           {n.id: Reason(f"node is {n.availability}") for n in nodes})
         nodes = active
         if spec.has_soft_rules:
             try:

@@ -57,6 +57,13 @@ def test_filters_replace_the_default_list_in_the_order_given():
     (("-heartbeat=0s", "a:1"), "--heartbeat should be at least one second"),
     (("--cluster-opt", "swarm.createretry=-1", "a:1"), "swarm.createretry can not be negative, -1 is invalid"),
     (("--cluster-opt", "swarm.createretry=two", "a:1"), "invalid value 'two' for swarm.createretry"),
+    (("--replication", "etcd://h:2379/p"), "--advertise address must be provided when using --leader-election"),
+    (("--replication", "--advertise", "h:1", "nodes://a:1"),
+     "Leader election is only supported with consul, etcd and zookeeper discovery."),
+    (("--replication", "--advertise", "h", "etcd://h:2379/p"),
+     "--advertise should be of the form ip:port or hostname:port"),
+    (("--replication", "--advertise", "h:1", "--replication-ttl", "0s", "etcd://h:2379/p"),
+     "--replication-ttl should be a positive number"),
 ])
 def test_bad_flags_are_refused_with_classic_messages(argv, message):
     with pytest.raises(UsageError) as err:
@@ -75,3 +82,10 @@ def test_createretry_and_the_global_flags_reach_the_config():
         ["-experimental", "-l", "warn", "manage", "--cluster-opt", "swarm.createretry=2", "a:1"]))
     assert (config.create_retry, config.experimental) == (2, True)
     assert configure(parse("a:1")).create_retry == 0
+
+
+def test_replication_flags():
+    config = configure(parse("--replication", "--advertise", "10.0.0.5:4000", "--replication-ttl", "5s",
+                             "etcd://h:2379/p"))
+    assert (config.replication, config.advertise, config.replication_ttl) == (True, "10.0.0.5:4000", 5)
+    assert configure(parse("a:1")).replication_ttl == 20  # classic's default

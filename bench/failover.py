@@ -118,7 +118,8 @@ def reschedules(lab: LabState, manager: str, runs: int) -> list[tuple[float, flo
         node.dockerd = start_dockerd(node, [])
         lab.save()
         wait_until(lambda: answers(node.engine), 60, f"{node_name} dockerd", node.dockerd)
-        wait_until(lambda: statuses(manager).get(node_name) == "Healthy", 60, f"{node_name} healthy")
+        wait_until(lambda: statuses(manager).get(node_name) == "Healthy" and where(manager)[1], 60,
+                   f"{node_name} healthy and its old copy removed")
     return samples
 
 

@@ -183,3 +183,32 @@ def test_a_mixed_fleet_is_refused_per_node(tls_lab, lab, tmp_path):
     finally:
         plain.stop()
         secure.stop()
+
+
+def test_replicas_forward_to_the_primary_over_tls(tls_lab, tmp_path):
+    """Two `--replication --tlsverify` managers: a replica reaches the primary with the manager's own
+    TLS config (calls, streams and the hijack of `docker run -it`)."""
+    discovery, flags = f"etcd://{tls_lab.etcd}/shoal", kv_flags(tls_lab.tls_paths)
+    started: list[Manager] = []
+    try:
+        for port in (free_port(), free_port()):
+            addr = f"127.0.0.1:{port}"
+            started.append(start_manager(discovery, *flags, "--replication", "--advertise", addr,
+                                         "--replication-ttl", "3s", healthy=2, log_dir=tmp_path,
+                                         tls=tls_lab.tls_paths, listen=addr))
+        deadline = time.monotonic() + 15
+        while sorted(dict(m.info_rows())["Role"] for m in started) != ["primary", "replica"]:
+            assert time.monotonic() < deadline, "no primary"
+            time.sleep(0.2)
+        replica = next(m for m in started if dict(m.info_rows())["Role"] == "replica")
+        env = client_env(replica.url.removeprefix("https://"), tls_lab.tls_paths)
+        for cli in CLIS:
+            tty = subprocess.run(["script", "-qec", f"{cli} run -it --rm busybox sh -c 'tty; exit 6'", "/dev/null"],
+                                 env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+            assert tty.returncode == 6 and "/dev/pts/" in tty.stdout
+            assert run(cli, "run", "--rm", "busybox", "echo", "through the primary", env=env).stdout == \
+                "through the primary\n"
+        assert "Cannot connect" not in run("docker", "ps", "-a", env=env).stderr
+    finally:
+        for mgr in started:
+            mgr.stop()

@@ -55,6 +55,21 @@ class EngineDown(ApiError):
     """The engine could not be reached."""
 
 
+class Addressed:
+    """Something at `addr` ("host:port")."""
+
+    addr: str
+
+    @property
+    def ip(self) -> str:
+        """The host part of the address."""
+        return self.addr.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.addr.rsplit(":", 1)[1])
+
+
 class Upstream(Protocol):
     """What the proxy and the hijack send a request to: an engine, or the primary manager."""
 
@@ -77,7 +92,7 @@ class Upstream(Protocol):
     def unreachable(self, exc: BaseException) -> ApiError: ...
 
 
-class Engine:
+class Engine(Addressed):
     """A Docker engine: validated, then kept current from one listing plus its /events stream.
 
     `notify(engine, event)` receives every engine event (already applied to the cache) and the
@@ -137,15 +152,6 @@ class Engine:
         self.state = DISCONNECTED
         if was != DISCONNECTED:
             self._emit("engine_disconnect")
-
-    @property
-    def ip(self) -> str:
-        """The host part of the engine's address."""
-        return self.addr.rsplit(":", 1)[0]
-
-    @property
-    def port(self) -> int:
-        return int(self.addr.rsplit(":", 1)[1])
 
     @property
     def healthy(self) -> bool:

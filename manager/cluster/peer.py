@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 
-from manager.cluster.engine import CONNECTION_ERRORS, STREAM_TIMEOUT, EngineOptions
+from manager.cluster.engine import CONNECTION_ERRORS, STREAM_TIMEOUT, Addressed, EngineOptions
 from manager.errors import ApiError
 
 log = logging.getLogger("shoal.replica")
@@ -16,7 +16,7 @@ class PrimaryUnreachable(ApiError):
     """The primary manager did not answer."""
 
 
-class Peer:
+class Peer(Addressed):
     """Another manager at `addr` (`host:port`); requests keep the client's own API version. The
     manager's TLS client context (the one towards the engines, `options.tls`) is used towards it."""
 
@@ -26,14 +26,6 @@ class Peer:
         self.options = options
         self.url = f"{'https' if options.tls else 'http'}://{addr}"
         self.session = session
-
-    @property
-    def ip(self) -> str:
-        return self.addr.rsplit(":", 1)[0]
-
-    @property
-    def port(self) -> int:
-        return int(self.addr.rsplit(":", 1)[1])
 
     def versioned(self, path: str, client_version: str | None = None) -> str:
         """The path as the client sent it: the primary negotiates versions with the engines itself."""

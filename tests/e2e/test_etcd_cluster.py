@@ -13,9 +13,9 @@ import pytest
 
 from lab.daemons import start_agent
 from lab.etcd import EtcdCluster
-from lab.procs import free_ports, stop, wait_until
+from lab.procs import stop, wait_until
 from tests.support.engines import kill_engine, restart_engine
-from tests.support.manager import start_manager
+from tests.support.manager import start_replicated
 
 TTL = 3
 
@@ -38,11 +38,7 @@ def test_a_member_dies_and_everything_keeps_working(lab, etcd3, tmp_path):
     agents = [start_agent(engine, discovery, tmp_path / f"agent-{k}.log") for k, engine in enumerate(lab.engines)]
     managers = []
     try:
-        for port in free_ports(2):
-            addr = f"127.0.0.1:{port}"
-            managers.append(start_manager(discovery, "--replication", "--advertise", addr, "--replication-ttl",
-                                          f"{TTL}s", "--engine-failure-retry", "2", healthy=3, log_dir=tmp_path,
-                                          listen=addr))
+        managers = start_replicated(discovery, 2, TTL, "--engine-failure-retry", "2", healthy=3, log_dir=tmp_path)
         wait_until(lambda: sorted(map(role, managers)) == ["primary", "replica"], 2 * TTL + 5, "one primary")
         primary = next(m for m in managers if role(m) == "primary")
         replica = next(m for m in managers if m is not primary)

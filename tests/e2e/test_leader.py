@@ -10,7 +10,9 @@ import time
 import pytest
 
 from discovery.etcd_store import EtcdStore, Fenced
+from lab.procs import free_port
 from manager.cluster.leader import Election
+from tests.support.manager import start_manager
 from tests.support.partition import Partitionable
 
 TTL = 2
@@ -72,3 +74,19 @@ async def test_a_partitioned_primary_steps_down_before_anyone_else_leads(etcd):
                     await store.write(prefix + "probe", "x", fence)
                 await store.write(prefix + "probe", "y", b.fence)
             link.connected.set()
+
+
+def test_without_a_primary_a_request_gets_a_503_after_a_bounded_wait(tmp_path):
+    """A replicated manager that cannot reach etcd knows no primary: it still answers info, and
+    a forwarded request fails after TTL + 5 s instead of hanging."""
+    mgr = start_manager(f"etcd://127.0.0.1:{free_port()}/none", "--replication", "--advertise",
+                        f"127.0.0.1:{free_port()}", "--replication-ttl", "1s", healthy=0, log_dir=tmp_path)
+    try:
+        assert dict(mgr.info_rows())["Role"] == "replica"
+        began = time.monotonic()
+        status, body = mgr.api("GET", "/containers/json")
+        waited = time.monotonic() - began
+        assert status == 503 and body["message"].startswith("No elected primary cluster manager")
+        assert 5 <= waited < 9
+    finally:
+        mgr.stop()

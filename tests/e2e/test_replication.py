@@ -12,9 +12,9 @@ import time
 import pytest
 
 from lab.daemons import start_agent
-from lab.procs import free_ports, stop, wait_until
+from lab.procs import stop, wait_until
 from tests.support.engines import kill_engine, restart_engine
-from tests.support.manager import Manager, start_manager
+from tests.support.manager import Manager, start_replicated
 
 TTL = 3
 
@@ -26,11 +26,7 @@ def managers(lab, tmp_path_factory):
     agents = [start_agent(engine, discovery, log_dir / f"agent-{k}.log") for k, engine in enumerate(lab.engines)]
     started: list[Manager] = []
     try:
-        for port in free_ports(3):
-            addr = f"127.0.0.1:{port}"
-            started.append(start_manager(discovery, "--replication", "--advertise", addr, "--replication-ttl",
-                                         f"{TTL}s", "--engine-failure-retry", "2", healthy=3, log_dir=log_dir,
-                                         listen=addr))
+        started = start_replicated(discovery, 3, TTL, "--engine-failure-retry", "2", healthy=3, log_dir=log_dir)
         yield started
     finally:
         for mgr in started:
@@ -129,6 +125,7 @@ def test_a_frozen_primary_never_acts_beside_the_new_one(managers):
 def test_the_next_primary_finishes_a_reschedule_the_dead_one_began(managers, lab):
     primary = one_primary(managers)
     primary.docker("node", "update", "--label-add", "rp-zone=a", "node2")
+    primary.docker("node", "update", "--label-add", "rp-kept=1", "node1")
     primary.docker("run", "-d", "--name", "rp-moved", "-e", "reschedule:on-node-failure",
                    "-e", "constraint:rp-zone==a", "busybox", "sleep", "300")
     assert primary.docker("inspect", "-f", "{{.Node.Name}}", "rp-moved").stdout.strip() == "node2"
@@ -142,6 +139,8 @@ def test_the_next_primary_finishes_a_reschedule_the_dead_one_began(managers, lab
         took = wait_until(lambda: len(primaries(rest)) == 1, TTL + 3, "a new primary")
         print(f"failover after primary SIGKILL: {took:.2f}s (ttl {TTL}s)")
         assert took <= TTL + 1
+        kept = json.loads(rest[-1].docker("node", "inspect", "node1").stdout)[0]["Spec"]["Labels"]
+        assert kept == {"rp-kept": "1"}  # node settings survive the failover
         rest[-1].docker("node", "update", "--label-add", "rp-zone=a", "node3")
         wait_until(lambda: rest[-1].docker("ps", "--filter", "name=rp-moved", "--format", "{{.Names}}").stdout.strip()
                    == "node3/rp-moved", 15, "rp-moved running on node3")
@@ -152,3 +151,4 @@ def test_the_next_primary_finishes_a_reschedule_the_dead_one_began(managers, lab
                == ["node3/rp-moved"] and mgr.healthy_count() == 3, 40, "one copy of rp-moved, node2 back")
     for node in ("node2", "node3"):
         mgr.docker("node", "update", "--label-rm", "rp-zone", node)
+    mgr.docker("node", "update", "--label-rm", "rp-kept", "node1")

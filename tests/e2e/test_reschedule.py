@@ -62,6 +62,15 @@ def moved(mgr) -> bool:
                for n in MOVED)
 
 
+def test_bad_policies_are_refused_at_create(mgr):
+    for env in (["-e", "reschedule:sometimes"], [*POLICY, "-e", "reschedule:off"]):
+        refused = mgr.docker("run", "-d", *env, "busybox", "true", check=False)
+        assert refused.returncode == 125 and "reschedule polic" in refused.stderr
+    status, body = mgr.api("POST", "/containers/create", json.dumps(
+        {"Image": "busybox", "Labels": {"com.docker.swarm.reschedule-policies": '["on-node-failure","off"]'}}).encode())
+    assert (status, body) == (400, {"message": "too many reschedule policies"})
+
+
 def test_policy_containers_move_once_and_the_rest_stay(mgr, lab, tmp_path):
     mgr.docker("run", "-d", "--name", "rs-plain", *POLICY, *NEAR_NODE2, "busybox", "sleep", "300")
     mgr.docker("run", "-d", "--name", "rs-web", *POLICY, *NEAR_NODE2, "-p", "8081:80", "busybox",

@@ -21,7 +21,7 @@ from lab.procs import free_port
 from lab.state import LabState, load
 from lab.tls import docker_cert_path, kv_flags, make_tls
 from tests.e2e.test_lab import side_lab
-from tests.support.manager import Manager, client_env, start_manager
+from tests.support.manager import Manager, client_env, start_manager, start_replicated
 
 CLIS = ["docker", "/usr/bin/docker"]  # 28 and 20.10
 
@@ -189,13 +189,8 @@ def test_replicas_forward_to_the_primary_over_tls(tls_lab, tmp_path):
     """Two `--replication --tlsverify` managers: a replica reaches the primary with the manager's own
     TLS config (calls, streams and the hijack of `docker run -it`)."""
     discovery, flags = f"etcd://{tls_lab.etcd}/shoal", kv_flags(tls_lab.tls_paths)
-    started: list[Manager] = []
+    started = start_replicated(discovery, 2, 3, *flags, healthy=2, log_dir=tmp_path, tls=tls_lab.tls_paths)
     try:
-        for port in (free_port(), free_port()):
-            addr = f"127.0.0.1:{port}"
-            started.append(start_manager(discovery, *flags, "--replication", "--advertise", addr,
-                                         "--replication-ttl", "3s", healthy=2, log_dir=tmp_path,
-                                         tls=tls_lab.tls_paths, listen=addr))
         deadline = time.monotonic() + 15
         while sorted(dict(m.info_rows())["Role"] for m in started) != ["primary", "replica"]:
             assert time.monotonic() < deadline, "no primary"

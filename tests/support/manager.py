@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.daemons import start_manager as spawn_manager
-from lab.procs import LabError, Proc, free_port, stop, tail, wait_until
+from lab.procs import LabError, Proc, free_port, free_ports, stop, tail, wait_until
 from lab.tls import TlsPaths, client_context, docker_cert_path, tls_flags
 
 FAST_REFRESH = ["--engine-refresh-min-interval", "5s", "--engine-refresh-max-interval", "10s"]
@@ -109,3 +109,21 @@ def start_manager(discovery: str, *flags: str, healthy: int, log_dir: Path,
         manager.stop()
         raise AssertionError(f"{err}\n{tail(log_path, 60)}") from None
     return manager
+
+
+def start_replicated(discovery: str, count: int, ttl: float, *flags: str, healthy: int, log_dir: Path,
+                     tls: TlsPaths | None = None) -> list[Manager]:
+    """`count` managers with `--replication` (each advertising its own listen address) on `discovery`;
+    on failure the ones already started are stopped."""
+    started: list[Manager] = []
+    try:
+        for port in free_ports(count):
+            addr = f"127.0.0.1:{port}"
+            started.append(start_manager(discovery, *flags, "--replication", "--advertise", addr,
+                                         "--replication-ttl", f"{ttl:g}s", healthy=healthy, log_dir=log_dir,
+                                         tls=tls, listen=addr))
+    except BaseException:
+        for mgr in started:
+            mgr.stop()
+        raise
+    return started

@@ -33,3 +33,4 @@ bench: setup
 	$(PY) -m bench.membership
 	$(PY) -m bench.membership_watch
 	$(PY) -m bench.load_stream
+	$(PY) -m bench.failover

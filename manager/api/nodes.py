@@ -7,7 +7,7 @@ from aiohttp import web
 from manager.api.call import Call
 from manager.api.jsonio import json_response, parse_filters, read_model
 from manager.api.models import NodeSpecBody
-from manager.api.timefmt import rfc3339
+from manager.cluster.timefmt import rfc3339
 from manager.cluster.engine import Engine
 from manager.cluster.nodes import node_id, updated
 from manager.errors import ApiError

@@ -230,7 +230,7 @@ class Cluster:
             return True
         for engine in self.validated():
             found = engine.containers.by_name(name)
-            if found is not None and (replacing is None or swarm_id_of(found) != replacing):
+            if found is not None and (replacing is None or found.swarm_id != replacing):
                 return True
         return False
 

@@ -23,15 +23,13 @@ from typing import Protocol
 from discovery.backoff import Backoff
 from discovery.etcd_store import Fence, StoreError
 from manager.cluster.cluster import Cluster
-from manager.cluster.containers import swarm_id_of
+from manager.cluster.containers import Container
 from manager.cluster.engine import HEALTHY, PENDING, UNHEALTHY, Engine
 from manager.errors import ApiError, as_api_error
 from scheduler import SchedulerError
 from scheduler.node import SWARM_ID_LABEL
-from scheduler.spec import RULE_LABELS
 
 log = logging.getLogger("shoal.reschedule")
-POLICY_LABEL = RULE_LABELS["reschedule"]
 FAILURE, DRAIN = "node failure", "drain"
 SETTLE_TIMEOUT = 15.0  # at takeover, how long to wait for engines still being validated
 RETRY_FIRST, RETRY_CAP = 1.0, 30.0
@@ -47,29 +45,19 @@ class Leadership(Protocol):
     def listen(self, listener) -> None: ...
 
 
-def has_policy(container: dict) -> bool:
-    """Does the container carry `reschedule:on-node-failure`?"""
-    raw = (container.get("Config", {}).get("Labels") or {}).get(POLICY_LABEL)
-    try:
-        return "on-node-failure" in (json.loads(raw) if raw else [])
-    except (TypeError, ValueError):
-        return False
-
-
-def create_config(container: dict) -> tuple[dict, dict[str, dict]]:
-    """(create body, {other network: endpoint config}) that re-creates `container` elsewhere.
-
-    The one place that reads a cached container for a re-create (see the container cache).
-    """
-    cid = container["Id"]
-    config = copy.deepcopy(container.get("Config") or {})
-    if config.get("Hostname") == cid[:12]:
+def create_config(container: Container) -> tuple[dict, dict[str, dict]] | None:
+    """(create body, {other network: endpoint config}) that re-creates `container` elsewhere, from
+    the cache's `create_config()` (None while the container has only been listed, never inspected)."""
+    parts = container.create_config()
+    if parts is None:
+        return None
+    short = container.id[:12]
+    config = copy.deepcopy(parts["Config"])
+    if config.get("Hostname") == short:
         config.pop("Hostname")  # the engine's default: the new container gets its own
-    host = copy.deepcopy(container.get("HostConfig") or {})
-    networks: dict[str, dict] = {}
-    for name, endpoint in ((container.get("NetworkSettings") or {}).get("Networks") or {}).items():
-        networks[name] = {"Aliases": [a for a in endpoint.get("Aliases") or [] if a != cid[:12]] or None,
-                          "Links": endpoint.get("Links"), "IPAMConfig": endpoint.get("IPAMConfig")}
+    host = copy.deepcopy(parts["HostConfig"])
+    networks = {name: dict(endpoint, Aliases=[a for a in endpoint.get("Aliases") or [] if a != short] or None)
+                for name, endpoint in parts["NetworkingConfig"]["EndpointsConfig"].items()}
     mode = host.get("NetworkMode") or "default"
     first = mode if mode in networks else ("bridge" if mode == "default" and "bridge" in networks else None)
     body = dict(config, HostConfig=host)
@@ -184,15 +172,20 @@ class Rescheduler:
     async def _move_all(self, engine: Engine, reason: str) -> None:
         """A record and a worker for every policy container on `engine` not already moving."""
         for container in engine.containers.values():
-            swarm_id = swarm_id_of(container)
-            if not has_policy(container) or not swarm_id or swarm_id in self.records:
+            swarm_id = container.swarm_id
+            if not container.reschedules_on_node_failure or not swarm_id or swarm_id in self.records:
                 continue
             if not self.leadership.is_primary:
                 return
-            body, networks = create_config(container)
-            record = {"swarm_id": swarm_id, "name": container.get("Name", "").lstrip("/"), "config": body,
-                      "networks": networks, "running": bool(container["State"].get("Running")),
-                      "from_node": engine.id, "from_name": engine.name, "old_id": container["Id"],
+            parts = create_config(container)
+            if parts is None:
+                log.warning("reschedule impossible, never inspected swarm_id=%s name=%s node=%s",
+                            swarm_id[:12], container.name, engine.name)
+                continue
+            body, networks = parts
+            record = {"swarm_id": swarm_id, "name": container.name, "config": body,
+                      "networks": networks, "running": container.state.running,
+                      "from_node": engine.id, "from_name": engine.name, "old_id": container.id,
                       "reason": reason, "state": "pending", "attempts": 0, "error": "", "next_try": 0,
                       "began": time.time()}
             log.info("reschedule begin swarm_id=%s name=%s from=%s reason=%r", swarm_id[:12], record["name"],

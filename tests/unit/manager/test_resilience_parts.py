@@ -2,11 +2,14 @@
 checks, and the state file surviving a restart."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from manager.cluster.engine import Engine, EngineOptions
 from manager.cluster.nodes import NodeSettings, node_id, updated
-from manager.cluster.reschedule import create_config, has_policy, pending_summary
+from manager.cluster.containers import Interner, from_inspect
+from manager.cluster.reschedule import create_config, pending_summary
 from manager.cluster.state import FileState
 from manager.errors import ApiError
 
@@ -17,6 +20,12 @@ def engine(docker_id: str = "AAAA:BBBB", addr: str = "10.0.0.1:2375") -> Engine:
     e = Engine(addr, None, EngineOptions(), lambda *a: None, lambda e: None)
     e.id, e.name = f"{docker_id}|{addr}", "node1"
     return e
+
+
+def record(**over):
+    """The cache's record of an inspected container."""
+    body = inspected(**over)
+    return from_inspect(body, "node1", "10.0.0.1", Interner(), json.dumps(body).encode())
 
 
 def inspected(**over) -> dict:
@@ -32,21 +41,12 @@ def inspected(**over) -> dict:
 
 
 def test_the_re_create_keeps_the_config_and_joins_the_other_networks_after():
-    body, others = create_config(inspected())
+    body, others = create_config(record())
     assert "Hostname" not in body and body["Image"] == "busybox"
     assert body["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostPort": "8080"}]}
-    assert body["NetworkingConfig"] == {"EndpointsConfig": {"front": {"Aliases": ["web"], "Links": None,
-                                                                      "IPAMConfig": None}}}
-    assert others == {"back": {"Aliases": None, "Links": None, "IPAMConfig": None}}
-    set_hostname = inspected(Config={"Hostname": "db", "Image": "busybox"})
-    assert create_config(set_hostname)[0]["Hostname"] == "db"
-
-
-def test_only_on_node_failure_is_a_policy():
-    assert has_policy(inspected())
-    assert not has_policy(inspected(Config={"Labels": {"com.docker.swarm.reschedule-policies": '["off"]'}}))
-    assert not has_policy(inspected(Config={"Labels": {"com.docker.swarm.reschedule-policies": "garbage"}}))
-    assert not has_policy(inspected(Config={}))
+    assert body["NetworkingConfig"] == {"EndpointsConfig": {"front": {"Aliases": ["web"]}}}
+    assert others == {"back": {"Aliases": None}}
+    assert create_config(record(Config={"Hostname": "db", "Image": "busybox"}))[0]["Hostname"] == "db"
 
 
 def test_waiting_moves_are_summarised_per_node():

@@ -90,10 +90,12 @@ COMPILED = [(frozenset(m.split("|")), re.compile(p + "$"), h) for m, p, h in ROU
 VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
 # Docker API resources Shoal does not serve, and why (the 501 says it); other unmatched paths under
 # a Docker resource are "not implemented yet", anything else is a 404.
-SWARM_MODE = ("swarm-mode objects (swarm, nodes, services, tasks, secrets, configs) are not part of "
+SWARM_MODE = ("swarm-mode objects (swarm, services, tasks, secrets, configs) are not part of "
               "classic Swarm: Shoal schedules plain containers (docker run, docker-compose)")
 NOT_SERVED = [(re.compile(pattern), reason) for pattern, reason in (
-    (r"/(?:swarm|nodes|services|tasks|secrets|configs)(?:/.*)?", SWARM_MODE),
+    (r"/(?:swarm|services|tasks|secrets|configs)(?:/.*)?", SWARM_MODE),
+    (r"/nodes(?:/.*)?", "nodes are the engines: one leaves the cluster by leaving discovery (ls, inspect "
+                        "and update --availability/--label-add/--label-rm are served)"),
     (r"/plugins(?:/.*)?", "plugins are installed and managed on each node's engine, not through Shoal"),
     (r"/grpc", "BuildKit's gRPC endpoint (buildx) is not proxied: use the docker CLI's own builder"),
     (r"/session|/build/cancel", "BuildKit sessions are not proxied yet: build with DOCKER_BUILDKIT=0"),

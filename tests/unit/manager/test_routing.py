@@ -45,7 +45,7 @@ def test_paths_reach_their_handler(method, path, handler, args):
 
 
 @pytest.mark.parametrize("method, path, status, message", [
-    ("GET", "/swarm", 501, "Shoal does not serve GET /swarm: swarm-mode objects (swarm, nodes, services, "
+    ("GET", "/swarm", 501, "Shoal does not serve GET /swarm: swarm-mode objects (swarm, services, "
                            "tasks, secrets, configs) are not part of classic Swarm: Shoal schedules plain "
                            "containers (docker run, docker-compose)"),
     ("GET", "/plugins", 501, "Shoal does not serve GET /plugins: plugins are installed and managed on each "

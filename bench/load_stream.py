@@ -10,58 +10,20 @@ Last line: mb=N through_s=A direct_s=B ratio=A/B manager_peak_rss_growth_mb=C
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
-import tarfile
 import time
 import urllib.request
-from typing import Iterator
 
+from lab.archives import image_archive
 from lab.lifecycle import down, up
 from lab.procs import free_port
 from lab.state import LabSpec
-
-CHUNK = 1024 * 1024
-
-
-def _header(name: str, size: int) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime = size, int(time.time())
-    return info.tobuf(format=tarfile.USTAR_FORMAT)
-
-
-def _pad(size: int) -> bytes:
-    return b"\0" * (-size % 512)
-
-
-def image_tar(mb: int, tag: str) -> Iterator[bytes]:
-    """A `docker save` archive of one layer holding `mb` MiB of random bytes, generated as it is sent."""
-    size = mb * CHUNK
-    layer_size = 512 + size + len(_pad(size)) + 1024  # one member, then the two zero blocks ending a tar
-    diff = hashlib.sha256()
-    yield _header("layer.tar", layer_size)
-    yield _header("blob", size)
-    diff.update(_header("blob", size))
-    for _ in range(mb):
-        block = os.urandom(CHUNK)
-        diff.update(block)
-        yield block
-    tail = _pad(size) + b"\0" * 1024
-    diff.update(tail)
-    yield tail + _pad(layer_size)
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["true"]},
-                         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff.hexdigest()}"]}}).encode()
-    manifest = json.dumps([{"Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"]}]).encode()
-    for name, data in (("config.json", config), ("manifest.json", manifest)):
-        yield _header(name, len(data)) + data + _pad(len(data))
-    yield b"\0" * 1024
 
 
 def load(url: str, mb: int, tag: str) -> float:
     """Seconds to POST the generated archive to `url` (/images/load) and read the answer."""
     began = time.monotonic()
-    request = urllib.request.Request(url, data=image_tar(mb, tag), method="POST",
+    request = urllib.request.Request(url, data=image_archive(tag, mb), method="POST",
                                      headers={"Content-Type": "application/x-tar"})
     with urllib.request.urlopen(request, timeout=3600) as resp:
         answer = resp.read().decode()

@@ -122,8 +122,9 @@ class ContainerSpec:
             affinities=tuple(e for e in self.affinities if not e.soft))
 
     def create_body(self) -> dict[str, Any]:
-        """The body to send to the engine: rule env entries removed, merged rule labels set."""
-        out = copy.deepcopy(dict(self.body))
+        """The body to send to the engine: rule env entries removed, merged rule labels set, CPU
+        shares within what the engine's runtime takes."""
+        out = engine_cpu_shares(copy.deepcopy(dict(self.body)))
         if out.get("Env") is not None:
             out["Env"] = list(self.env)
         if out.get("Labels") is not None or self.labels:
@@ -136,6 +137,21 @@ class ContainerSpec:
             id=id, names=(self.name,) if self.name else (), image=self.image, labels=self.labels,
             port_bindings=self.port_bindings, network_mode=self.network_mode,
             exposed_ports=self.exposed_ports, cpus=self.cpus, memory=self.memory)
+
+
+MIN_CPU_SHARES, MAX_CPU_SHARES = 2, 262144  # what runc and the kernel accept
+
+
+def engine_cpu_shares(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` (a create or update body) with its CPU shares clamped to 2..262144, as dockerd does
+    for old clients: `--cpu-shares 1` would otherwise fail at start on cgroup v2 engines. The
+    reservation is still worked out from what the client asked for."""
+    for holder in (body, body.get("HostConfig")):
+        if isinstance(holder, dict):
+            shares = holder.get("CpuShares")
+            if isinstance(shares, int) and shares > 0:
+                holder["CpuShares"] = min(max(shares, MIN_CPU_SHARES), MAX_CPU_SHARES)
+    return body
 
 
 def label_rules(labels: Mapping[str, str], label: str) -> list[str]:

@@ -16,6 +16,7 @@ from manager.cluster.containers import Container
 from manager.cluster.engine import Engine
 from manager.cluster.names import check_name
 from manager.errors import ApiError, engine_error, name_conflict, not_found
+from scheduler.spec import engine_cpu_shares
 
 
 def _target(call: Call, healthy_only: bool = True) -> tuple[Engine, Container, str]:
@@ -76,7 +77,7 @@ async def update(call: Call) -> web.StreamResponse:
     """`docker update`: the resources validated, proxied, then the cache refreshed."""
     body = await read_model(call, UpdateBody)
     engine, container, path = _target(call)
-    return await proxy(call.request, engine, path, call.version, body=encode(body.raw),
+    return await proxy(call.request, engine, path, call.version, body=encode(engine_cpu_shares(body.raw)),
                        after=refresh_container(container.id))
 
 

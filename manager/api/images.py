@@ -25,22 +25,52 @@ def _line(obj: dict) -> bytes:
     return encode(obj) + b"\r\n"
 
 
+IMAGE_FILTERS = ("before", "since", "dangling", "label", "reference", "node")
+
+
 async def images(call: Call) -> web.Response:
-    """All nodes' images grouped by ID (tags unioned), newest first; `node` filter too."""
-    filters = parse_filters(call.request.query.get("filters"))
+    """All nodes' images grouped by ID (tags unioned), newest first; dockerd's filters plus `node`."""
+    query = call.request.query
+    filters = parse_filters(query.get("filters"))
+    if query.get("filter"):  # API < 1.28: a reference
+        filters.setdefault("reference", []).append(query["filter"])
+    unknown = sorted(set(filters) - set(IMAGE_FILTERS))
+    if unknown:
+        raise ApiError(400, f"Invalid filter '{unknown[0]}'")
+    if any(v.lower() not in ("true", "false") for v in filters.get("dangling", [])):
+        raise ApiError(400, "Invalid filter: 'type'='dangling'")
     nodes = filters.pop("node", None)
+    window = _created_window(call, filters)
     merged: dict[str, dict] = {}
     for engine in call.cluster.validated():
         if nodes and not {engine.name, engine.id, engine.addr} & set(nodes):
             continue
         for image in engine.images:
-            if not _image_kept(image, filters):
+            if not _image_kept(image, filters) or not window(image.get("Created", 0)):
                 continue
             entry = merged.setdefault(image["Id"], dict(image, RepoTags=[], RepoDigests=[]))
             for key in ("RepoTags", "RepoDigests"):
                 entry[key] += [t for t in image.get(key) or [] if t not in entry[key]]
     result = sorted(merged.values(), key=lambda i: i.get("Created", 0), reverse=True)
     return json_response(result)
+
+
+def _created_window(call: Call, filters: dict[str, list[str]]) -> Callable[[float], bool]:
+    """`before` / `since`: images created before / after the one named (an ID, a reference);
+    400 in classic Swarm's words when no node has it."""
+    oldest, newest = float("-inf"), float("inf")
+    for key in ("before", "since"):
+        for ref in filters.get(key, []):
+            found = [i for e in call.cluster.engines_with_image(ref) for i in e.images
+                     if cluster_images.image_matches(i, ref)]
+            if not found:
+                raise ApiError(400, f"Invalid filter: 'type'='{key}': no such image found: '{ref}'")
+            created = found[0].get("Created", 0)
+            if key == "before":
+                newest = min(newest, created)
+            else:
+                oldest = max(oldest, created)
+    return lambda created: oldest < created < newest
 
 
 def _image_kept(image: dict, filters: dict[str, list[str]]) -> bool:

@@ -31,6 +31,7 @@ from scheduler.scheduler import NO_HEALTHY_NODE, NO_NODES
 
 log = logging.getLogger("shoal.cluster")
 
+IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 EXEC_MEMORY = 10000  # exec IDs whose engine is remembered (older ones are found by asking around)
 
 
@@ -306,6 +307,7 @@ class Cluster:
         body["Labels"] = labels
         body, networks = place_networks(self.validated(), body)
         spec = dataclasses.replace(ContainerSpec.from_create_body(body, name), networks=networks)
+        spec = self._by_image_id(spec)
         failed: list[CreateFailed] = []
         while True:
             try:
@@ -318,6 +320,17 @@ class Cluster:
                             exc.engine.name, exc.message, len(failed), self.create_retry)
             except NoOtherNode:
                 raise _tried(failed) from None
+
+    def _by_image_id(self, spec: ContainerSpec) -> ContainerSpec:
+        """An image given as 64 hex digits is an ID: the container goes where that image is; when
+        no node has it, refuse at once with the engine's own words (it cannot be pulled)."""
+        if not IMAGE_ID.fullmatch(spec.image):
+            return spec
+        if not self.engines_with_image(spec.image):
+            raise ApiError(400, f"invalid repository name ({spec.image}), cannot specify 64-byte "
+                                "hexadecimal strings")
+        near_image = parse_expr(f"image==sha256:{spec.image}", "affinity")
+        return dataclasses.replace(spec, affinities=spec.affinities + (near_image,))
 
     async def _create_near_image(self, spec: ContainerSpec, name: str | None, auth: str | None,
                                  failed: list[str], replacing: str | None) -> tuple[Engine, dict]:

@@ -1,7 +1,9 @@
 """Images across engines: how a reference matches a cached image, and pulling one onto an engine."""
 from __future__ import annotations
 
+import functools
 import json
+import re
 from typing import Any, AsyncIterator
 from urllib.parse import urlencode
 
@@ -43,8 +45,27 @@ def image_named(image: dict, name: str) -> bool:
 
 
 def tag_matches_reference(tag: str, reference: str) -> bool:
-    """The `reference` filter of `docker images`: the whole tag, or its repository."""
-    return tag == reference or repo_name(tag) == reference
+    """The `reference` filter of `docker images`: the whole tag or its repository, against a
+    pattern as Go's path.Match reads it (`busy*`, `*:latest`; `*` stops at `/`)."""
+    pattern = _glob(reference)
+    return bool(pattern.fullmatch(tag) or pattern.fullmatch(repo_name(tag)))
+
+
+@functools.lru_cache(maxsize=256)
+def _glob(pattern: str) -> re.Pattern:
+    parts, rest = [], pattern
+    while rest:
+        char, rest = rest[0], rest[1:]
+        if char == "*":
+            parts.append("[^/]*")
+        elif char == "?":
+            parts.append("[^/]")
+        elif char == "[" and "]" in rest:
+            body, rest = rest.split("]", 1)
+            parts.append("[" + body + "]")  # Go negates with ^, as re does
+        else:
+            parts.append(re.escape(char))
+    return re.compile("".join(parts))
 
 
 async def messages(engine: Engine, path: str, query: str, headers: Any = None,

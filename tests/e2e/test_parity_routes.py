@@ -1,5 +1,6 @@
-"""Classic Swarm's routes beyond run/ps: commit, import/load/save, login/search, system df, the legacy
-routes and the 501s, with the docker CLI 28 and 20.10 against `shoal manage` on the session lab."""
+"""Classic Swarm's routes beyond run/ps (commit, import/load/save, login/search, system df, the legacy
+routes and the 501s), image filters, create checks and the version strings, with the docker CLI 28
+and 20.10 against `shoal manage` on the session lab."""
 from __future__ import annotations
 
 import asyncio
@@ -13,6 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from lab.archives import image_archive
+from shoal.version import VERSION
 from tests.support.manager import Manager
 
 CLIS = ("docker", "/usr/bin/docker")  # 28 and 20.10
@@ -169,3 +172,78 @@ def test_what_shoal_does_not_serve_says_why(mgr):
     assert plugins.returncode == 1 and "plugins are installed and managed on each node's engine" in plugins.stderr
     status, body = mgr.api("GET", "/v1.41/services")
     assert status == 501 and "swarm-mode objects" in body["message"]
+
+
+@pytest.fixture(scope="module")
+def dated(mgr):
+    """Three images loaded on every node, created in 2021, 2022 and 2023 (same ID everywhere)."""
+    tags = [f"dated{year}:1" for year in (2021, 2022, 2023)]
+    for tag in tags:
+        request = urllib.request.Request(f"{mgr.url}/v1.41/images/load", method="POST",
+                                         data=b"".join(image_archive(tag, created=f"{tag[5:9]}-06-01T00:00:00Z")),
+                                         headers={"Content-Type": "application/x-tar"})
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            assert tag in resp.read().decode()
+    yield tags
+    mgr.docker("rmi", *tags)
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_images_filters_before_since_reference_dangling_node(mgr, lab, dated, cli):
+    def listed(*flags: str) -> list[str]:
+        return mgr.docker("images", *flags, "--format", "{{.Repository}}:{{.Tag}}", binary=cli).stdout.split()
+
+    assert listed("--filter", "before=dated2022:1") == ["dated2021:1"]
+    newer = listed("--filter", "since=dated2022:1")
+    assert "dated2023:1" in newer and "busybox:latest" in newer and not {"dated2021:1", "dated2022:1"} & set(newer)
+    assert listed("--filter", "since=dated2021:1", "--filter", "before=dated2023:1") == ["dated2022:1"]
+    assert listed("--filter", "reference=dated*") == ["dated2023:1", "dated2022:1", "dated2021:1"]  # once each
+    assert listed("--filter", "dangling=true") == []
+    mgr.docker("-H", f"tcp://{lab.engines[1]}", "tag", "busybox", "ontwo:1")
+    time.sleep(0.5)  # the image event reaches the manager's cache
+    try:
+        assert "ontwo:1" in listed("--filter", "node=node2") and "ontwo:1" not in listed("--filter", "node=node1")
+    finally:
+        mgr.docker("-H", f"tcp://{lab.engines[1]}", "rmi", "ontwo:1")
+    for flt, message in (("before=nosuch:1", "Invalid filter: 'type'='before': no such image found: 'nosuch:1'"),
+                         ("since=nosuch:1", "Invalid filter: 'type'='since': no such image found: 'nosuch:1'"),
+                         ("dangling=maybe", "Invalid filter: 'type'='dangling'"),
+                         ("colour=blue", "Invalid filter 'colour'")):
+        refused = mgr.docker("images", "--filter", flt, check=False, binary=cli)
+        assert refused.returncode == 1 and message in refused.stderr, flt
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_an_image_id_runs_where_that_image_is_and_an_unknown_one_is_refused_at_once(mgr, lab, cli):
+    unknown = "a" * 64
+    began = time.monotonic()
+    refused = mgr.docker("run", "-d", unknown, check=False, binary=cli)
+    assert refused.returncode == 125 and time.monotonic() - began < 5
+    assert (f"invalid repository name ({unknown}), cannot specify 64-byte hexadecimal strings"
+            in refused.stderr)
+    assert unknown not in mgr.log()  # no node was asked to create or pull it
+    node3_busybox = mgr.docker("-H", f"tcp://{lab.engines[2]}", "image", "inspect", "--format", "{{.Id}}",
+                               "busybox").stdout.strip().removeprefix("sha256:")  # each node imported its own
+    cid = mgr.docker("run", "-d", node3_busybox, "sleep", "300", binary=cli).stdout.strip()
+    assert node_of(mgr, cid) == "node3"
+
+
+def test_cpu_shares_below_two_run_and_reserve_shares_over_1024_cpus(mgr):
+    assert mgr.docker("run", "--rm", "--cpu-shares", "1", "busybox", "echo", "ran").stdout == "ran\n"
+    cid = mgr.docker("run", "-d", "--cpu-shares", "1", "-e", "constraint:node==node1", "busybox", "sleep",
+                     "300").stdout.strip()
+    assert mgr.docker("inspect", "--format", "{{.HostConfig.CpuShares}}", cid).stdout.strip() == "2"
+    reserved = dict(mgr.info_rows()[[k for k, _ in mgr.info_rows()].index(" node1"):][:8])["  └ Reserved CPUs"]
+    assert reserved.startswith("0.00195312 / ")  # 2/1024 of a CPU: the shares the engine holds
+    mgr.docker("update", "--cpu-shares", "1", cid)
+    mgr.docker("restart", "-t", "0", cid)
+    assert mgr.docker("inspect", "--format", "{{.State.Running}}", cid).stdout.strip() == "true"
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_version_and_info_show_shoal_and_the_classic_string(mgr, cli):
+    classic = f"swarm/1.2.9-compatible (shoal {VERSION})"
+    out = mgr.docker("version", binary=cli).stdout
+    assert "Server: Shoal" in out and f"Version:          {classic}" in out
+    assert mgr.docker("version", "--format", "{{.Server.Version}}", binary=cli).stdout.strip() == classic
+    assert f"Server Version: {classic}" in mgr.docker("info", binary=cli).stdout

@@ -11,9 +11,10 @@ from manager.cluster.cluster import Cluster
 from manager.cluster.containers import State
 from manager.cluster.engine import Engine, EngineOptions
 from manager.cluster.events import tag_event
-from manager.cluster.images import image_matches, normalize_ref
+from manager.cluster.images import image_matches, image_named, normalize_ref, tag_matches_reference
 from manager.errors import ApiError
 from scheduler import ContainerSpec, Scheduler
+from scheduler.spec import engine_cpu_shares
 
 T0 = parse_time("2026-11-27T10:00:00.123456789Z")
 
@@ -170,3 +171,27 @@ def test_a_pending_placement_counts_once_when_its_container_is_already_cached(cl
     node1._store("9" * 64, node1.record_of(dict(container("9" * 64, "new"), Config={
         "Image": "busybox", "Labels": {"com.docker.swarm.id": "f" * 64}})))
     assert {n.name: len(n.containers) for n in cluster.nodes()}["node1"] == 3  # not 4
+
+
+@pytest.mark.parametrize("tag, reference, kept", [
+    ("busybox:latest", "busybox", True), ("busybox:latest", "busybox:latest", True),
+    ("busybox:latest", "busy*", True), ("busybox:1", "*:latest", False), ("app:1", "*:1", True),
+    ("10.0.0.1:5000/app:1", "10.0.0.1:5000/*", True), ("10.0.0.1:5000/app:1", "*", False),  # * stops at /
+    ("busybox:1", "[ab]usybox", True), ("busybox:1", "bus", False),
+])
+def test_the_reference_filter_reads_patterns_as_dockerd(tag, reference, kept):
+    assert tag_matches_reference(tag, reference) is kept
+
+
+def test_docker_save_names_match_every_tag_of_a_repository():
+    image = {"Id": "sha256:" + "ab" * 32, "RepoTags": ["app:1", "app:2"]}
+    assert image_named(image, "app") and image_named(image, "app:2") and image_named(image, "abab")
+    assert not image_named(image, "app:3") and not image_named(image, "other")
+
+
+@pytest.mark.parametrize("given, sent", [(1, 2), (2, 2), (1024, 1024), (300000, 262144), (0, 0)])
+def test_cpu_shares_reach_the_engine_within_its_range_but_reserve_what_was_asked(given, sent):
+    spec = ContainerSpec.from_create_body({"Image": "busybox", "HostConfig": {"CpuShares": given}})
+    assert spec.create_body()["HostConfig"]["CpuShares"] == sent
+    assert spec.cpus == given / 1024
+    assert engine_cpu_shares({"CpuShares": given})["CpuShares"] == sent  # `docker update`

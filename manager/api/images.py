@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import AsyncIterator, Callable
 from urllib.parse import unquote, urlencode
 
@@ -10,13 +11,15 @@ from aiohttp import web
 
 from manager.api.call import Call, refresh_images
 from manager.api.fanout import Tee, fan_out_stream, prune as prune_everywhere, send_each, successes
-from manager.api.jsonio import encode, json_response, parse_filters
+from manager.api.jsonio import encode, json_response, parse_filters, read_body
 from manager.api.models import BuildQuery, validate
-from manager.api.proxy import CHUNK, forward_headers, proxy
+from manager.api.proxy import CHUNK, forward_headers, hijack, proxy
 from manager.cluster import images as cluster_images
 from manager.cluster.engine import Engine
 from manager.errors import ApiError, as_api_error, not_found
 from scheduler import ContainerSpec
+
+log = logging.getLogger("shoal.api")
 
 RULE_PREFIXES = ("constraint:", "affinity:")
 
@@ -133,14 +136,42 @@ async def remove(call: Call) -> web.Response:
 
 async def build(call: Call) -> web.StreamResponse:
     """`docker build` on one node picked by the scheduler; `--build-arg constraint:k==v` and
-    `affinity:` build args steer it (and are not passed to the build)."""
+    `affinity:` build args steer it (and are not passed to the build). A BuildKit build's session
+    and build ID are remembered, so its `/session` and `/build/cancel` reach the same node."""
     query = dict(call.request.query)
     args = validate(BuildQuery, query, "invalid build parameters").buildargs or {}
     rules = [f"{k}={v}" for k, v in args.items() if k.startswith(RULE_PREFIXES)]
     query["buildargs"] = json.dumps({k: v for k, v in args.items() if not k.startswith(RULE_PREFIXES)})
     engine = call.cluster.best_engine(ContainerSpec.from_create_body({"Env": rules}), "build")
-    return await proxy(call.request, engine, call.path, call.version, query=urlencode(query),
-                       after=refresh_images)
+    keys = (query.get("session", ""), query.get("buildid", ""))
+    call.cluster.builds.placed(engine, *keys)
+    try:
+        return await proxy(call.request, engine, call.path, call.version, query=urlencode(query),
+                           after=refresh_images)
+    finally:
+        call.cluster.builds.finished(*keys)
+
+
+async def session(call: Call) -> web.StreamResponse:
+    """A BuildKit session (`DOCKER_BUILDKIT=1 docker build`): hijacked to the node its build runs on."""
+    session_id = call.request.headers.get("X-Docker-Expose-Session-Uuid", "")
+    if not session_id:
+        raise ApiError(400, "X-Docker-Expose-Session-Uuid header is required for a BuildKit session")
+    engine = await call.cluster.builds.engine_of(session_id)
+    if engine is None:
+        raise ApiError(404, f"no build uses BuildKit session {session_id}")
+    log.info("buildkit session session=%s node=%s", session_id, engine.name)
+    return await hijack(call.request, engine, call.path, call.version, await read_body(call))
+
+
+async def cancel_build(call: Call) -> web.StreamResponse:
+    """`POST /build/cancel?id=`: on the node that runs that build."""
+    build_id = call.request.query.get("id", "")
+    engine = await call.cluster.builds.engine_of(build_id) if build_id else None
+    if engine is None:
+        raise ApiError(404, f"no build in progress with ID {build_id!r}")
+    log.info("build cancel build_id=%s node=%s", build_id, engine.name)
+    return await proxy(call.request, engine, call.path, call.version)
 
 
 async def prune(call: Call) -> web.Response:

@@ -67,6 +67,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", r"/images/prune", img.prune),
     ("POST", r"/build", img.build),
     ("POST", r"/build/prune", img.prune_builds),
+    ("POST", r"/build/cancel", img.cancel_build),
+    ("POST", r"/session", img.session),  # BuildKit, hijacked to its build's node
     ("GET", rf"/images/{IMAGE}/(?:json|history|get)", img.forward),
     ("POST", rf"/images/{IMAGE}/push", img.forward),
     ("POST", rf"/images/{IMAGE}/tag", img.tag),
@@ -98,7 +100,6 @@ NOT_SERVED = [(re.compile(pattern), reason) for pattern, reason in (
                         "and update --availability/--label-add/--label-rm are served)"),
     (r"/plugins(?:/.*)?", "plugins are installed and managed on each node's engine, not through Shoal"),
     (r"/grpc", "BuildKit's gRPC endpoint (buildx) is not proxied: use the docker CLI's own builder"),
-    (r"/session|/build/cancel", "BuildKit sessions are not proxied yet: build with DOCKER_BUILDKIT=0"),
     (r"/containers/.+/checkpoints(?:/[^/]+)?", "checkpoints (experimental, CRIU) are not supported by Shoal"),
     (r"/images/viz", "Not supported in clustering mode."),
 )]

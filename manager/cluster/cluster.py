@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 import aiohttp
 
 from discovery.etcd_store import Fence, StoreError
+from manager.cluster.builds import BuildSessions
 from manager.cluster.containers import Container
 from manager.cluster.engine import HEALTHY, PENDING, Engine, EngineOptions
 from manager.cluster.events import EventBus
@@ -74,6 +75,7 @@ class Cluster:
         self.state = state or MemoryState()
         self.state.listen(self._state_changed)
         self.watchers: list[Callable[[Engine, dict], None]] = []  # engine events, after the cache
+        self.builds = BuildSessions()
         self.session: aiohttp.ClientSession | None = None
         self._pending: dict[str, list[ContainerInfo]] = {}
         self._pending_names: set[str] = set()

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
+import signal
+import subprocess
 import tarfile
 import time
 import urllib.request
@@ -15,6 +18,7 @@ import aiohttp
 import pytest
 
 from lab.archives import image_archive
+from lab.procs import wait_until
 from shoal.version import VERSION
 from tests.support.manager import Manager
 
@@ -247,3 +251,34 @@ def test_version_and_info_show_shoal_and_the_classic_string(mgr, cli):
     assert "Server: Shoal" in out and f"Version:          {classic}" in out
     assert mgr.docker("version", "--format", "{{.Server.Version}}", binary=cli).stdout.strip() == classic
     assert f"Server Version: {classic}" in mgr.docker("info", binary=cli).stdout
+
+
+def test_buildkit_build_session_and_cancel_reach_the_build_node(mgr, lab, tmp_path):
+    """DOCKER_BUILDKIT=1 with the 20.10 CLI (the 28 CLI here has no buildx, so it always uses the
+    classic builder): the session's hijack and the cancel go where the build runs."""
+    (tmp_path / "Dockerfile").write_text('FROM busybox\nARG greeting=none\nRUN echo "$greeting" > /hello\n'
+                                         'CMD ["cat", "/hello"]\n')
+    (tmp_path / "Dockerfile.slow").write_text("FROM busybox\nRUN sleep 60\n")
+    env = dict(mgr.env, DOCKER_BUILDKIT="1")
+    ref = f"{lab.registry}/bk:1"
+    subprocess.run(["/usr/bin/docker", "build", "-t", ref, "--build-arg", "greeting=via-buildkit",
+                    "--build-arg", "constraint:node==node3", str(tmp_path)], env=env, check=True,
+                   capture_output=True, timeout=120)
+    assert holders(mgr, lab, ref) == ["node3"]
+    assert re.search(r"buildkit session session=\S+ node=node3", mgr.log())
+    assert mgr.docker("run", "--rm", ref).stdout == "via-buildkit\n"
+    mgr.docker("rmi", ref)
+    log = tmp_path / "slow.log"
+    with log.open("w") as out:
+        slow = subprocess.Popen(["/usr/bin/docker", "build", "--no-cache", "-f", str(tmp_path / "Dockerfile.slow"),
+                                 "--build-arg", "constraint:node==node1", str(tmp_path)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: "RUN sleep 60" in log.read_text(), 30, "the slow build's RUN step")
+        slow.send_signal(signal.SIGINT)
+        assert slow.wait(20) != 0
+    finally:
+        slow.kill()
+        slow.wait()
+    assert "CANCELED" in log.read_text()
+    wait_until(lambda: re.search(r"build cancel build_id=\S+ node=node1", mgr.log()), 10, "the cancel")

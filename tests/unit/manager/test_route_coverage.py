@@ -54,7 +54,6 @@ CLI_ONLY = [
 ]
 NOT_SERVED = {  # resources Shoal answers 501 for, on purpose
     "swarm", "nodes", "services", "tasks", "secrets", "configs", "plugins", "grpc", "checkpoints",
-    "session", "build/cancel",
 }
 NODE_ROUTES = {("GET", "/nodes"), ("GET", "/nodes/{0}"), ("POST", "/nodes/{0}/update")}  # docker node ls/inspect/update
 SAMPLES = {"containers": "node1/web", "images": "10.213.0.1:5000/busybox:latest",

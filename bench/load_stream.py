@@ -14,10 +14,8 @@ import json
 import time
 import urllib.request
 
+from bench.labs import add_lab_flags, lab_with_manager
 from lab.archives import image_archive
-from lab.lifecycle import down, up
-from lab.procs import free_port
-from lab.state import LabSpec
 
 
 def load(url: str, mb: int, tag: str) -> float:
@@ -52,17 +50,12 @@ def peak_rss_mb(pid: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=512)
-    parser.add_argument("--lab", default="bload", help="lab name (two runs at once need two)")
-    parser.add_argument("--subnet", default="10.213.61.0/24")
+    add_lab_flags(parser, "bload", "10.213.61.0/24")
     args = parser.parse_args(argv)
-    port = free_port()
-    spec = LabSpec(name=args.lab, nodes=3, subnet=args.subnet, manager_port=port)
-    down(spec.name, spec.root)
-    try:
-        state = up(spec)
+    with lab_with_manager(args) as (state, url):
         pid = state.procs["manager"].pid
-        wait_healthy(f"http://127.0.0.1:{port}", 3)
-        manager = f"http://127.0.0.1:{port}/v1.41/images/load"
+        wait_healthy(url, 3)
+        manager = f"{url}/v1.41/images/load"
         load(manager, 1, "warmup:1")
         before = peak_rss_mb(pid)
         through = load(manager, args.mb, "big:1")
@@ -71,8 +64,6 @@ def main(argv: list[str] | None = None) -> int:
               f"manager peak RSS {before:.0f} -> {before + growth:.0f} MiB", flush=True)
         direct = load(f"http://{state.engines[0]}/v1.41/images/load", args.mb, "big:2")
         print(f"straight into one engine: {direct:.1f} s", flush=True)
-    finally:
-        down(spec.name, spec.root)
     print(f"mb={args.mb} through_s={through:.1f} direct_s={direct:.1f} ratio={through / direct:.2f} "
           f"manager_peak_rss_growth_mb={growth:.1f}")
     return 0

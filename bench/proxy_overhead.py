@@ -15,9 +15,7 @@ import time
 
 import aiohttp
 
-from lab.lifecycle import down, up
-from lab.procs import free_port
-from lab.state import LabSpec
+from bench.labs import add_lab_flags, lab_with_manager
 
 PREFIX = "/v1.41"
 CONTAINERS_PER_NODE = 10
@@ -89,17 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--run-runs", type=int, default=30)
-    parser.add_argument("--lab", default="bench", help="lab name (two runs at once need two)")
-    parser.add_argument("--subnet", default="10.213.60.0/24")
+    add_lab_flags(parser, "bench", "10.213.60.0/24")
     args = parser.parse_args(argv)
-    port = free_port()
-    spec = LabSpec(name=args.lab, nodes=3, subnet=args.subnet, manager_port=port)
-    down(spec.name, spec.root)
-    try:
-        state = up(spec)
-        r = asyncio.run(measure(f"http://127.0.0.1:{port}", state.engines[0], args.runs, args.run_runs))
-    finally:
-        down(spec.name, spec.root)
+    with lab_with_manager(args) as (state, manager):
+        r = asyncio.run(measure(manager, state.engines[0], args.runs, args.run_runs))
     print(f"ps_ratio={r['ps_ms'] / r['ps_direct_ms']:.2f} "
           f"inspect_ratio={r['inspect_ms'] / r['inspect_direct_ms']:.2f} "
           f"info_ms={r['info_ms']:.2f} run_ratio={r['run_ms'] / r['run_direct_ms']:.2f}")

@@ -16,9 +16,7 @@ from tests.support.manager import Manager
 def clean(mgr):
     """Every test starts and ends with no containers in the cluster."""
     yield
-    ids = mgr.docker("ps", "-aq").stdout.split()
-    if ids:
-        mgr.docker("rm", "-f", *ids)
+    mgr.remove_all_containers()
 
 
 def node_of(mgr: Manager, ref: str) -> str:

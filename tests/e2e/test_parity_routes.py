@@ -29,9 +29,7 @@ CLIS = ("docker", "/usr/bin/docker")  # 28 and 20.10
 def clean(mgr):
     """Every test ends with no container left."""
     yield
-    ids = mgr.docker("ps", "-aq").stdout.split()
-    if ids:
-        mgr.docker("rm", "-f", *ids)
+    mgr.remove_all_containers()
 
 
 def holders(mgr: Manager, lab, ref: str) -> list[str]:

@@ -56,6 +56,12 @@ class Manager:
         except ValueError:
             return status, raw.decode()
 
+    def remove_all_containers(self) -> None:
+        """Force-remove every container in the cluster."""
+        ids = self.docker("ps", "-aq").stdout.split()
+        if ids:
+            self.docker("rm", "-f", *ids)
+
     def info_rows(self) -> list[tuple[str, str]]:
         """The SystemStatus rows of `docker info`, in order."""
         _, info = self.api("GET", "/info")

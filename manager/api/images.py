@@ -95,15 +95,27 @@ def _image_kept(image: dict, filters: dict[str, list[str]]) -> bool:
 def _holders(call: Call) -> list[Engine]:
     """The validated engines that have the image, healthy ones first; 404 when none has it."""
     ref = unquote(call.args["image"])
-    engines = call.cluster.engines_with_image(ref)
+    return _healthy_first(call.cluster.engines_with_image(ref), ref)
+
+
+def _healthy_first(engines: list[Engine], ref: str) -> list[Engine]:
     if not engines:
         raise not_found("image", ref)
     return sorted(engines, key=lambda e: not e.healthy)
 
 
 async def forward(call: Call) -> web.StreamResponse:
-    """inspect, history, save, push: from the first (healthy) node that has the image."""
+    """inspect, history, save: from the first (healthy) node that has the image."""
     return await proxy(call.request, _holders(call)[0], call.path, call.version)
+
+
+async def push(call: Call) -> web.StreamResponse:
+    """`docker push`: from a (healthy) node that has the image; the `tag` parameter is part of
+    the name (without it, every tag of the repository is pushed)."""
+    tag = call.request.query.get("tag")
+    ref = unquote(call.args["image"]) + (f":{tag}" if tag else "")
+    engines = [e for e in call.cluster.validated() if any(cluster_images.image_named(i, ref) for i in e.images)]
+    return await proxy(call.request, _healthy_first(engines, ref)[0], call.path, call.version)
 
 
 async def save(call: Call) -> web.StreamResponse:

@@ -70,7 +70,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", r"/build/cancel", img.cancel_build),
     ("POST", r"/session", img.session),  # BuildKit, hijacked to its build's node
     ("GET", rf"/images/{IMAGE}/(?:json|history|get)", img.forward),
-    ("POST", rf"/images/{IMAGE}/push", img.forward),
+    ("POST", rf"/images/{IMAGE}/push", img.push),
     ("POST", rf"/images/{IMAGE}/tag", img.tag),
     ("DELETE", rf"/images/{IMAGE}", img.remove),
     ("GET", r"/networks", net.listing),

@@ -106,6 +106,19 @@ def test_import_load_and_save_of_one_and_several_images(mgr, lab, cli, tmp_path)
     assert "Unable to find a healthy engine containing all images: [onlyone:1 onlytwo:1]" in nowhere.stderr
 
 
+@pytest.mark.parametrize("cli", CLIS)
+def test_push_of_a_tag_only_one_node_has(mgr, lab, cli):
+    ref = f"{lab.registry}/pushed-{'28' if cli == 'docker' else '20'}:v7"
+    mgr.docker("-H", f"tcp://{lab.engines[1]}", "tag", "busybox", ref)
+    time.sleep(0.5)  # the image event reaches the manager's cache
+    try:
+        assert "v7: digest: sha256:" in mgr.docker("push", ref, binary=cli, timeout=60).stdout
+        mgr.docker("-H", f"tcp://{lab.engines[2]}", "pull", ref, timeout=60)  # in the registry now
+    finally:
+        for engine in lab.engines[1:]:
+            mgr.docker("-H", f"tcp://{engine}", "rmi", ref)
+
+
 def test_a_load_every_node_refuses_gets_the_engines_error(mgr, lab, tmp_path):
     garbage = tmp_path / "garbage.tar"
     garbage.write_bytes(b"not a tar" * 1000)

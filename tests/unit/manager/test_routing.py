@@ -33,7 +33,7 @@ def test_version_prefix_is_optional(raw, version, path):
     ("HEAD", "/containers/abc123/archive", ctr.forward, {"ref": "abc123"}),
     ("POST", "/exec/e1/start", ctr.exec_start, {"exec": "e1"}),
     ("GET", "/images/127.0.0.1:5000/busybox/json", img.forward, {"image": "127.0.0.1:5000/busybox"}),
-    ("POST", "/images/127.0.0.1:5000/busybox/push", img.forward, {"image": "127.0.0.1:5000/busybox"}),
+    ("POST", "/images/127.0.0.1:5000/busybox/push", img.push, {"image": "127.0.0.1:5000/busybox"}),
     ("DELETE", "/images/127.0.0.1:5000/busybox:v1", img.remove, {"image": "127.0.0.1:5000/busybox:v1"}),
     ("POST", "/images/busybox/tag", img.tag, {"image": "busybox"}),
     ("POST", "/images/create", img.pull, {}),

@@ -64,6 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine-refresh-min-interval", default="30s")
     p.add_argument("--engine-refresh-max-interval", default="60s")
     p.add_argument("--engine-failure-retry", type=int, default=3)
+    p.add_argument("--engine-pull-stall-timeout", default="60s",
+                   help="end a pull (docker pull, or run of a missing image) that shows no progress for this long")
     p.add_argument("--engine-refresh-retry", type=int, default=3, help=argparse.SUPPRESS)
     p.add_argument("--heartbeat", default="60s", help="period to re-read file:// discovery")
     p.add_argument("--cluster-opt", action="append", default=[],
@@ -106,6 +108,9 @@ def configure(args: argparse.Namespace) -> ManageConfig:
         raise UsageError("--advertise should be of the form ip:port or hostname:port")
     refresh_min = duration(args.engine_refresh_min_interval, "--engine-refresh-min-interval")
     refresh_max = duration(args.engine_refresh_max_interval, "--engine-refresh-max-interval")
+    pull_stall = duration(args.engine_pull_stall_timeout, "--engine-pull-stall-timeout")
+    if pull_stall <= 0:
+        raise UsageError("--engine-pull-stall-timeout should be a positive duration")
     if refresh_min <= 0:
         raise UsageError("min refresh interval should be a positive number")
     if refresh_max < refresh_min:
@@ -141,7 +146,7 @@ def configure(args: argparse.Namespace) -> ManageConfig:
                         discovery_opts=key_values(args.discovery_opt, "--discovery-opt"),
                         heartbeat=heartbeat, scheduler=scheduler,
                         engine=EngineOptions(refresh_min, refresh_max, args.engine_failure_retry,
-                                             tls=tls.client_context() if tls else None),
+                                             tls=tls.client_context() if tls else None, pull_stall=pull_stall),
                         cors=args.cors, advertise=args.advertise, create_retry=create_retry,
                         replication=args.replication, replication_ttl=replication_ttl, data_dir=args.data_dir,
                         experimental=getattr(args, "experimental", False), tls=tls)

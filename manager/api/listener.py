@@ -70,8 +70,8 @@ class ApiProtocol(web.RequestHandler):
         if (transport is None or transport.is_closing() or self._request_in_progress or self._messages
                 or self._request_count != self._armed_at_count):
             return  # a request got through meanwhile: not a slow sender
-        peer = transport.get_extra_info("peername")
-        log.info("request head too slow remote=%s timeout=%ss", peer, HEADER_TIMEOUT)
+        peer = transport.get_extra_info("peername") or ("unknown", "")
+        log.info("request head too slow remote=%s:%s timeout=%ss", *peer[:2], HEADER_TIMEOUT)
         body = _error_body(f"request headers not received within {HEADER_TIMEOUT:g}s")
         transport.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
                         b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))

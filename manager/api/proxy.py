@@ -3,6 +3,7 @@ and the one hijack."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -10,6 +11,21 @@ from multidict import CIMultiDict
 from manager.api.call import After
 from manager.api.tlslayer import open_tls_connection
 from manager.cluster.engine import CONNECTION_ERRORS, CONNECT_TIMEOUT, HEAD_TIMEOUT, EngineDown, Upstream
+
+# Answers that may rightly stay silent for long (dockerd sends no headers before the first byte).
+SILENT = re.compile(r"/containers/[^/]+/(wait|attach|logs|stats)|/exec/[^/]+/start|/images/(.+/)?get")
+STOP_ACTION = re.compile(r"/containers/[^/]+/(stop|restart)")
+
+
+def head_timeout(path: str, query: dict) -> float | None:
+    """How long the engine may take to start answering `path` (None: as long as it likes)."""
+    if SILENT.fullmatch(path):
+        return None
+    if STOP_ACTION.fullmatch(path):  # the engine waits `t` seconds for the container first
+        t = query.get("t", "")
+        return HEAD_TIMEOUT + (int(t) if t.isdecimal() and len(t) < 7 else 10)
+    return HEAD_TIMEOUT
+
 
 HOP_BY_HOP = {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade",
               "proxy-authenticate", "proxy-authorization", "host", "content-length"}
@@ -43,7 +59,7 @@ async def proxy(request: web.Request, engine: Upstream, path: str, version: str 
         query = request.rel_url.raw_query_string
     upstream = await engine.open(request.method, path, query=query,
                                  data=data, headers=forward_headers(request.headers),
-                                 client_version=version)
+                                 head=head_timeout(path, request.query), client_version=version)
     async with upstream:
         complete = upstream.content_length is not None or upstream.status in (204, 304)
         if after is not None and complete:

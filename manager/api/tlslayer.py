@@ -152,8 +152,9 @@ class TlsLayer(asyncio.Protocol):
             self.raw.write(answer)
         self.raw.close()
 
-    def _peer(self) -> object:
-        return self.raw.get_extra_info("peername") if self.raw else None
+    def _peer(self) -> str:
+        peer = self.raw.get_extra_info("peername") if self.raw else None
+        return f"{peer[0]}:{peer[1]}" if peer else "unknown"
 
 
 class TlsTransport(asyncio.Transport):

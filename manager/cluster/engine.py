@@ -26,7 +26,10 @@ CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, 
 QUIET_ACTIONS = ("exec_create", "exec_start", "exec_die", "exec_detach", "top", "resize", "attach",
                  "detach", "copy", "archive-path", "extract-to-dir", "export", "commit")
 CONNECT_TIMEOUT = 5.0
-HEAD_TIMEOUT = 60.0  # until an engine's answer starts (its headers), for calls that are not pulls
+# Until an engine's answer starts (its headers; counted from the end of a streamed upload). Not for
+# what may rightly stay silent (wait, logs -f, attach, stats, exec start, events, save) nor pulls,
+# whose deadline is --engine-pull-stall-timeout without progress.
+HEAD_TIMEOUT = 120.0
 CALL_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=CONNECT_TIMEOUT)
 STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
 # Engines and manager share one TLS config (classic Swarm's rule): a mixed fleet is refused per node.
@@ -49,6 +52,7 @@ class EngineOptions:
     refresh_max: float = 60.0
     failure_retry: int = 3
     tls: ssl.SSLContext | None = None
+    pull_stall: float = 60.0
 
 
 class EngineDown(ApiError):
@@ -87,7 +91,7 @@ class Upstream(Protocol):
 
     async def open(self, method: str, path: str, *, query: str = "", params: Any = None,
                    data: Any = None, headers: Any = None, timeout: aiohttp.ClientTimeout = ...,
-                   client_version: str | None = None) -> aiohttp.ClientResponse: ...
+                   head: float | None = ..., client_version: str | None = None) -> aiohttp.ClientResponse: ...
 
     def unreachable(self, exc: BaseException) -> ApiError: ...
 
@@ -185,17 +189,22 @@ class Engine(Addressed):
 
     async def open(self, method: str, path: str, *, query: str = "", params: Any = None,
                    data: Any = None, headers: Any = None,
-                   timeout: aiohttp.ClientTimeout = STREAM_TIMEOUT,
+                   timeout: aiohttp.ClientTimeout = STREAM_TIMEOUT, head: float | None = HEAD_TIMEOUT,
                    client_version: str | None = None) -> aiohttp.ClientResponse:
         """Send a request and return the open response (caller releases it).
 
-        Connection failures count against the engine's health and raise EngineDown.
+        The answer must start within `head` seconds (None: no deadline), counted from the end of the
+        upload when `data` is streamed. Connection failures and deadlines count against the
+        engine's health and raise EngineDown.
         """
         url = self.url + self.versioned(path, client_version) + (f"?{query}" if query else "")
         try:
-            resp = await self.session.request(
-                method, url, params=params, data=data, headers=headers, timeout=timeout,
-                skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"))
+            resp = await send(self.session, method, url, head=head, params=params, data=data, headers=headers,
+                              timeout=timeout)
+        except NoAnswer as exc:
+            self.record_failure(exc)
+            raise EngineDown(500, f"{self.name or self.addr} did not answer {method} {path} within "
+                                  f"{head:g}s") from None
         except CONNECTION_ERRORS as exc:
             raise self.unreachable(exc) from exc
         self.record_success()
@@ -441,7 +450,7 @@ class Engine(Addressed):
         """Keep one /events stream open; after any gap, re-list so nothing is missed."""
         while True:
             try:
-                resp = await self.open("GET", "/events")
+                resp = await self.open("GET", "/events", head=None)  # silent while nothing happens
                 async with resp:
                     await self.refresh_all()
                     self._become_healthy()
@@ -531,6 +540,36 @@ class Engine(Addressed):
         self.notify(self, {"status": action, "Type": "swarm", "Action": action, "from": "swarm",
                            "Actor": {"ID": "", "Attributes": {}}, "scope": "local",
                            "time": int(now), "timeNano": int(now * 1e9)})
+
+
+class NoAnswer(Exception):
+    """An answer did not start within its deadline."""
+
+
+async def send(session: aiohttp.ClientSession, method: str, url: str, *, head: float | None,
+               data: Any = None, **kwargs: Any) -> aiohttp.ClientResponse:
+    """`session.request`, passing headers as given; the answer must start within `head` seconds
+    (None: no deadline), counted from the end of the upload when `data` is streamed (NoAnswer)."""
+    loop = asyncio.get_running_loop()
+    streamed = data is not None and not isinstance(data, (bytes, bytearray, str))
+    deadline = asyncio.timeout(None if streamed or head is None else head)
+    if streamed and head is not None:
+        data = _then(data, lambda: deadline.reschedule(loop.time() + head))
+    try:
+        async with deadline:
+            return await session.request(method, url, data=data, **kwargs,
+                                         skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"))
+    except TimeoutError:
+        if deadline.expired():
+            raise NoAnswer(f"no answer within {head:g}s") from None
+        raise
+
+
+async def _then(chunks: Any, done: Callable[[], None]) -> Any:
+    """The chunks of an upload, then `done()` once the last one is sent."""
+    async for chunk in chunks:
+        yield chunk
+    done()
 
 
 def engine_labels(info: dict) -> dict[str, str]:

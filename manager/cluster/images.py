@@ -1,6 +1,7 @@
 """Images across engines: how a reference matches a cached image, and pulling one onto an engine."""
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
@@ -68,12 +69,18 @@ def _glob(pattern: str) -> re.Pattern:
     return re.compile("".join(parts))
 
 
-async def messages(engine: Engine, path: str, query: str, headers: Any = None,
-                   data: Any = None) -> AsyncIterator[dict]:
+async def messages(engine: Engine, path: str, query: str, headers: Any = None, data: Any = None,
+                   stall: float | None = None) -> AsyncIterator[dict]:
     """A POST whose answer is a stream of JSON progress messages (pull, import, load) on one engine:
-    the messages as they come, then the engine's image list is refreshed. A refusal or an error
-    message raises ApiError."""
-    resp = await engine.open("POST", path, query=query, headers=headers, data=data)
+    the messages as they come, then the engine's image list is refreshed. A refusal, an error
+    message, or (with `stall`, for pulls) no message for `stall` seconds raises ApiError."""
+    stalled = ApiError(500, f"pull stalled on {engine.name or engine.addr}: no progress for {stall:g}s"
+                       ) if stall else None
+    try:  # a registry that does not answer is not the engine's failure: no engine deadline then
+        resp = await asyncio.wait_for(engine.open("POST", path, query=query, headers=headers, data=data,
+                                                  **({"head": None} if stall else {})), stall)
+    except asyncio.TimeoutError:
+        raise stalled from None
     async with resp:
         if resp.status != 200:
             raw = await resp.read()
@@ -82,17 +89,33 @@ async def messages(engine: Engine, path: str, query: str, headers: Any = None,
             except ValueError:
                 body = raw.decode(errors="replace").strip()
             raise engine_error(resp.status, body)
-        async for line in resp.content:
-            message = json.loads(line) if line.strip() else {}
+        while True:
+            try:
+                line = await asyncio.wait_for(resp.content.readline(), stall)
+            except asyncio.TimeoutError:
+                raise stalled from None
+            if not line:
+                break
+            message = _message(line)
             if message.get("error"):
                 raise ApiError(500, message["error"])
             yield message
     await engine.refresh_images()
 
 
+def _message(line: bytes) -> dict:
+    """One progress message (an empty one for blank lines or anything that is not a JSON object)."""
+    try:
+        message = json.loads(line) if line.strip() else {}
+    except ValueError:
+        return {}
+    return message if isinstance(message, dict) else {}
+
+
 def pull(engine: Engine, query: str, headers: dict[str, str] | None = None) -> AsyncIterator[dict]:
-    """`POST /images/create?<query>` (a pull) on one engine: its progress messages."""
-    return messages(engine, "/images/create", query, headers)
+    """`POST /images/create?<query>` (a pull) on one engine: its progress messages; it ends after
+    the engine's `pull_stall` seconds without one."""
+    return messages(engine, "/images/create", query, headers, stall=engine.options.pull_stall)
 
 
 async def pull_on(engine: Engine, image: str, auth: str | None) -> None:

@@ -6,10 +6,12 @@ from typing import Any
 
 import aiohttp
 
-from manager.cluster.engine import CONNECTION_ERRORS, STREAM_TIMEOUT, Addressed, EngineOptions
+from manager.cluster.engine import (CONNECTION_ERRORS, HEAD_TIMEOUT, STREAM_TIMEOUT, Addressed, EngineOptions,
+                                    NoAnswer, send)
 from manager.errors import ApiError
 
 log = logging.getLogger("shoal.replica")
+SLACK = 10.0  # beyond a deadline: the primary's own deadline towards the engine ends first
 
 
 class PrimaryUnreachable(ApiError):
@@ -33,15 +35,15 @@ class Peer(Addressed):
 
     async def open(self, method: str, path: str, *, query: str = "", params: Any = None,
                    data: Any = None, headers: Any = None,
-                   timeout: aiohttp.ClientTimeout = STREAM_TIMEOUT,
+                   timeout: aiohttp.ClientTimeout = STREAM_TIMEOUT, head: float | None = HEAD_TIMEOUT,
                    client_version: str | None = None) -> aiohttp.ClientResponse:
-        """Send the request to the primary; the open response (caller releases it)."""
+        """Send the request to the primary; the open response (caller releases it). Its answer must
+        start within `head` (+ SLACK) seconds, as an engine's."""
         url = self.url + self.versioned(path, client_version) + (f"?{query}" if query else "")
         try:
-            return await self.session.request(
-                method, url, params=params, data=data, headers=headers, timeout=timeout,
-                skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"))
-        except CONNECTION_ERRORS as exc:
+            return await send(self.session, method, url, head=head and head + SLACK, params=params, data=data,
+                              headers=headers, timeout=timeout)
+        except (NoAnswer, *CONNECTION_ERRORS) as exc:
             raise self.unreachable(exc) from exc
 
     def unreachable(self, exc: BaseException) -> ApiError:

@@ -35,6 +35,7 @@ def test_filters_replace_the_default_list_in_the_order_given():
     (("--engine-refresh-min-interval", "10s", "--engine-refresh-max-interval", "5s", "a:1"),
      "max refresh interval cannot be less than min refresh interval"),
     (("--engine-failure-retry", "0", "a:1"), "invalid failure retry count"),
+    (("--engine-pull-stall-timeout", "0s", "a:1"), "--engine-pull-stall-timeout should be a positive duration"),
     (("--engine-refresh-retry", "5", "a:1"), "--engine-refresh-retry is deprecated. Use --engine-failure-retry"),
     (("--heartbeat", "500ms", "a:1"), "--heartbeat should be at least one second"),
     (("--cluster-opt", "swarm.overcommit=-2", "a:1"), "swarm.overcommit should be larger than -1, -2.000000 is invalid"),

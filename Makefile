@@ -34,3 +34,4 @@ bench: setup
 	$(PY) -m bench.membership_watch
 	$(PY) -m bench.load_stream
 	$(PY) -m bench.failover
+	$(PY) -m bench.fuzz

@@ -17,10 +17,11 @@ def add_lab_flags(parser: argparse.ArgumentParser, lab: str, subnet: str) -> Non
 
 
 @contextlib.contextmanager
-def lab_with_manager(args: argparse.Namespace, nodes: int = 3) -> Iterator[tuple[LabState, str]]:
-    """(the lab, its manager's URL); leftovers of an interrupted run are removed first."""
+def lab_with_manager(args: argparse.Namespace, nodes: int = 3, **options: object) -> Iterator[tuple[LabState, str]]:
+    """(the lab, its manager's URL); leftovers of an interrupted run are removed first. `options`
+    are more LabSpec fields (`registry=True`...)."""
     port = free_port()
-    spec = LabSpec(name=args.lab, nodes=nodes, subnet=args.subnet, manager_port=port)
+    spec = LabSpec(name=args.lab, nodes=nodes, subnet=args.subnet, manager_port=port, **options)
     down(spec.name, spec.root)
     try:
         yield up(spec), f"http://127.0.0.1:{port}"

@@ -8,6 +8,7 @@ import time
 from aiohttp import web
 
 from manager.api.call import Call
+from manager.api.jsonio import read_body
 from manager.api.proxy import hijack, is_upgrade, proxy
 from manager.cluster.peer import Peer, PrimaryUnreachable
 from manager.errors import ApiError
@@ -41,7 +42,7 @@ async def forward(call: Call) -> web.StreamResponse:
         peer = Peer(await _primary(call, deadline, failed), call.cluster.session, call.cluster.options)
         try:
             if upgrade:
-                return await hijack(request, peer, call.path, call.version, await request.read())
+                return await hijack(request, peer, call.path, call.version, await read_body(call))
             return await proxy(request, peer, call.path, call.version)
         except PrimaryUnreachable:
             if not retryable or time.monotonic() >= deadline:

@@ -55,7 +55,7 @@ def ps_lines(cli: str, env: dict) -> list[str]:
     out = subprocess.run([cli, "ps", "-a", "--no-trunc", "--filter", "name=pre-", "--format", FORMAT],
                          env=env, capture_output=True, text=True, timeout=60, check=True).stdout
     # a second may tick between two listings
-    return sorted(re.sub(r"\d+ seconds|Less than a second", "N seconds", line) for line in out.splitlines())
+    return sorted(re.sub(r"\d+ seconds?|Less than a second", "N seconds", line) for line in out.splitlines())
 
 
 @pytest.mark.parametrize("cli", CLIS)

@@ -32,6 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     join.add_argument("--engine", default="", help="engine to health-check: host:port, tcp://, https://, "
                                                     "unix:// (default: the --advertise address)")
     add_tls_flags(join, "the engine health check (as `shoal manage` towards engines)")
+    join.add_argument("--overlay-join", action="store_true",
+                      help="also join the engine to the cluster's swarm-mode overlay (etcd discovery: "
+                           "the manager keeps the join token under the discovery prefix); the host must "
+                           "let 2377/tcp, 7946/tcp+udp and 4789/udp through")
     _discovery_args(join)
     join.set_defaults(func=join_cmd)
 
@@ -71,9 +75,11 @@ def join_cmd(args: argparse.Namespace) -> int:
         tls = tls_from_flags(args)
         if args.engine.startswith("https://") and tls is None:
             raise UsageError("--engine https://... needs --tls or --tlsverify (and their certificates)")
+        if args.overlay_join and not args.discovery.startswith("etcd://"):
+            raise UsageError("--overlay-join needs etcd:// discovery (the join token is kept there)")
         discovery = from_url(args.discovery, key_values(args.discovery_opt, "--discovery-opt"), heartbeat)
         asyncio.run(run_join(discovery, args.advertise, args.engine or args.advertise, heartbeat, ttl, delay,
-                             tls.client_context() if tls else None))
+                             tls.client_context() if tls else None, args.overlay_join))
     except (UsageError, DiscoveryError) as err:
         return _fail("join", err)
     return 0

@@ -9,28 +9,36 @@ import signal
 import ssl
 
 from agent.engine import EngineProbe
+from agent.overlay import overlay_join
 from discovery import Discovery
+from discovery.etcd import EtcdDiscovery
 from shoal.durations import format_duration
 
 log = logging.getLogger(__name__)
 
 
 async def run_join(discovery: Discovery, addr: str, engine: str, heartbeat: float, ttl: float,
-                   delay: float, tls: ssl.SSLContext | None = None) -> None:
-    """Register until SIGTERM/SIGINT, then leave (revoke) before returning; backend errors propagate."""
+                   delay: float, tls: ssl.SSLContext | None = None, join_overlay: bool = False) -> None:
+    """Register until SIGTERM/SIGINT, then leave (revoke) before returning; backend errors propagate.
+    With `join_overlay` (etcd discovery only), also put the engine into the swarm-mode overlay."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    joining = None
+    if join_overlay and isinstance(discovery, EtcdDiscovery):
+        joining = asyncio.create_task(overlay_join(discovery, engine, addr.rsplit(":", 1)[0], heartbeat, tls))
     registration = asyncio.create_task(_register(discovery, addr, engine, heartbeat, ttl, delay, tls))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait({registration, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
     if stop.is_set():
         log.info("agent: stopping addr=%s", addr)
-    registration.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await registration
+    for task in (registration, joining):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _register(discovery: Discovery, addr: str, engine: str, heartbeat: float, ttl: float,

@@ -14,6 +14,7 @@ from discovery.etcd_store import EtcdStore, StoreError, TlsFiles, WatchCanceled
 
 log = logging.getLogger(__name__)
 LEAVE_TIMEOUT = 1.5
+STATE_DIR = "shoal/"  # Shoal's cluster state under `state_prefix`: `<kind>/<key>` = JSON
 
 
 class EtcdDiscovery:
@@ -83,6 +84,17 @@ class EtcdDiscovery:
                                 "error=%s", ",".join(self.endpoints), format_duration(round(delay, 2)),
                                 revision + 1 if revision else 0, err)
                     await asyncio.sleep(delay)
+
+    def state_key(self, kind: str, key: str) -> str:
+        """The etcd key of one value of the manager's cluster state."""
+        return f"{self.state_prefix}{STATE_DIR}{kind}/{key}"
+
+    async def read_state(self, kind: str, key: str) -> str | None:
+        """One value of the manager's cluster state (JSON text), None when it has none."""
+        full = self.state_key(kind, key)
+        async with self._store() as store:
+            values, _ = await store.get_prefix(full)
+        return values.get(full)
 
     async def register(self, addr: str, ttl: float, heartbeat: float, alive: HealthCheck | None = None) -> None:
         """Hold `<prefix><addr>` on a lease of `ttl`, one keepalive per `heartbeat` while `alive()`

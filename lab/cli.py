@@ -6,6 +6,7 @@ from pathlib import Path
 
 from lab.image import build_and_push
 from lab.lifecycle import down, status, up
+from lab.overlay import MODES as OVERLAY_MODES
 from lab.procs import LabError, progress
 from lab.state import DEFAULT_ROOT, LabSpec, load
 
@@ -25,7 +26,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     for node, key, value in args.label:
         labels.setdefault(node, {})[key] = value
     spec = LabSpec(name=args.name, nodes=args.nodes, subnet=args.subnet, labels=labels,
-                   registry=args.registry, etcd=args.etcd, manager_port=args.manager, root=args.dir, tls=args.tls)
+                   registry=args.registry, etcd=args.etcd, manager_port=args.manager, root=args.dir, tls=args.tls,
+                   overlay=args.overlay)
     try:
         state = up(spec)
     except LabError as err:
@@ -35,7 +37,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         return 1
     for node in state.nodes:
         print(f"{node.name}\ttcp://{node.engine}")
-    for what, addr in (("registry", state.registry), ("etcd", state.etcd)):
+    for what, addr in (("registry", state.registry), ("etcd", state.etcd), ("overlay", state.overlay)):
         if addr:
             print(f"{what}\t{addr}")
     if state.manager and state.tls:
@@ -93,6 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     up_p.add_argument("--manager", type=int, metavar="PORT", help="also start a manager on this port")
     up_p.add_argument("--tls", action="store_true",
                       help="a throwaway CA; engines (port 2376), manager and etcd with --tlsverify")
+    up_p.add_argument("--overlay", nargs="?", const="swarm", choices=OVERLAY_MODES, metavar="MODE",
+                      help="multi-host networking: the engines as one swarm-mode cluster (swarm, the "
+                           "default), or sharing the lab etcd as cluster-store (kv, dockerd <= 20.10)")
     up_p.set_defaults(func=_cmd_up)
     actions.add_parser("down", parents=[common], help="remove the lab").set_defaults(func=_cmd_down)
     actions.add_parser("status", parents=[common], help="show the lab").set_defaults(func=_cmd_status)

@@ -100,9 +100,11 @@ def _json_lines(data: bytes) -> list[object]:
     return values
 
 
-def start_dockerd(node: Host, insecure_registries: list[str], tls: tuple[str, str, str] | None = None) -> Proc:
+def start_dockerd(node: Host, insecure_registries: list[str], tls: tuple[str, str, str] | None = None,
+                  config_extra: dict | None = None) -> Proc:
     """Spawn dockerd in the node's netns and a fresh UTS namespace named after the node; with `tls`
-    (CA, certificate, key) its TCP socket is `--tlsverify` (clients need a certificate from that CA)."""
+    (CA, certificate, key) its TCP socket is `--tlsverify` (clients need a certificate from that CA);
+    `config_extra` goes into its config file too."""
     home, exec_root = Path(node.dir), Path(node.run_dir)
     home.mkdir(parents=True, exist_ok=True)
     exec_root.mkdir(parents=True, exist_ok=True)
@@ -112,7 +114,7 @@ def start_dockerd(node: Host, insecure_registries: list[str], tls: tuple[str, st
     config = home / "daemon.json"
     config.write_text(json.dumps({"deprecated-key-path": str(home / "key.json"),
                                   "insecure-registries": insecure_registries,
-                                  "shutdown-timeout": SHUTDOWN_TIMEOUT}))
+                                  "shutdown-timeout": SHUTDOWN_TIMEOUT, **(config_extra or {})}))
     flags = ["--data-root", str(home / "data"), "--exec-root", str(exec_root),
              "--pidfile", str(pidfile), "--config-file", str(config),
              "--host", f"tcp://{node.engine}", "--host", f"unix://{exec_root}/docker.sock",

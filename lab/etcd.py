@@ -22,12 +22,13 @@ class EtcdServer:
     """A single-member etcd with its own data dir; start/stop/restart by PID on the same ports and data."""
 
     def __init__(self, data_dir: str | Path | None = None, name: str = "shoal",
-                 tls: TlsPaths | None = None, also_on: tuple[str, ...] = ()) -> None:
+                 tls: TlsPaths | None = None, also_on: tuple[str, ...] = (), v2: bool = False) -> None:
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="shoal-etcd-"))
         self.name = name
         self.client_port, self.peer_port = free_ports(2)
         self.tls = tls
         self.also_on = also_on  # more addresses to serve clients on, same port
+        self.v2 = v2  # also serve the v2 API (dockerd's cluster-store speaks only that)
         self.proc: Proc | None = None
         self.initial_cluster = ""  # set by EtcdCluster: every member's `name=peer URL`
 
@@ -61,7 +62,8 @@ class EtcdServer:
              "--listen-client-urls", client_url, "--advertise-client-urls", client_url,
              "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
              "--initial-cluster", self.initial_cluster or f"{self.name}={peer_url}", "--log-level", "warn",
-             "--heartbeat-interval", "50", "--election-timeout", "500", *tls_flags],   # quick restarts
+             "--heartbeat-interval", "50", "--election-timeout", "500",   # quick restarts
+             *(["--enable-v2=true"] if self.v2 else []), *tls_flags],
             self.data_dir / "etcd.log")
         return self.proc
 

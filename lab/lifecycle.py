@@ -12,7 +12,8 @@ A `busybox:latest` image (the busybox-static binary plus applet symlinks, CMD ["
 imported offline into every engine. Optional: Debian's docker-registry on <bridge>:5000,
 seeded with busybox; a single-member etcd on a free port of loopback and of the bridge (containers
 on the nodes reach it there); a manager (and, with
-etcd, one agent per node) spawned from this repository.
+etcd, one agent per node) spawned from this repository; multi-host networking (`--overlay`:
+the engines as one swarm-mode cluster, or `--overlay kv` on the etcd's v2 API; see lab.overlay).
 
 Checked on the dev machine (kernel 6.18, cgroup v1 hybrid, ext4 root, iptables-nft,
 dockerd 20.10.24): the defaults work, so no storage/iptables flags are passed: overlay2 on
@@ -44,6 +45,7 @@ from lab.daemons import (REGISTRY_PORT, Host, answers, busybox_tar, import_busyb
                          seed_registry, start_agent, start_dockerd, start_manager, start_registry)
 from lab.etcd import EtcdServer
 from lab.net import create_bridge, create_node_net, delete_net
+from lab.overlay import form_swarm, kv_config
 from lab.procs import (LabError, cgroup_procs, procs_using, progress, remove_cgroup, stop, unmount_under,
                        wait_until)
 from lab.state import DEFAULT_ROOT, LabSpec, LabState, load, plan
@@ -67,14 +69,19 @@ def up(spec: LabSpec) -> LabState:
     if state.tls:
         _make_certificates(state)
     etcd = _start_aux(state, spec)
+    if spec.overlay == "kv":  # the engines join the store as they start
+        etcd.wait_ready(AUX_TIMEOUT)
     for node in state.nodes:
         certs = (state.tls_paths.ca, *_engine_pair(state, node)) if state.tls else None
-        node.dockerd = start_dockerd(node, [f"{state.bridge_ip}:{REGISTRY_PORT}"], certs)
+        kv = kv_config(node, state.etcd_for_nodes, state.tls_paths) if spec.overlay == "kv" else None
+        node.dockerd = start_dockerd(node, [f"{state.bridge_ip}:{REGISTRY_PORT}"], certs, kv)
         state.save()
     rootfs = busybox_tar()
     tls = state.client_tls()
     with ThreadPoolExecutor(len(state.nodes)) as pool:
         list(pool.map(lambda n: _ready_node(n, rootfs, tls), state.nodes))
+    if spec.overlay == "swarm":
+        form_swarm(state.nodes, tls)
     _ready_aux(state, etcd)
     if spec.manager_port:
         _start_manager(state, spec.manager_port)
@@ -99,9 +106,9 @@ def _start_aux(state: LabState, spec: LabSpec) -> EtcdServer | None:
     etcd = None
     if spec.registry:
         state.procs["registry"], state.registry = start_registry(Path(state.dir) / "registry", state.bridge_ip)
-    if spec.etcd:
+    if spec.etcd or spec.overlay == "kv":
         etcd = EtcdServer(Path(state.dir) / "etcd", f"shoal-{state.name}", also_on=(state.bridge_ip,),
-                          tls=state.tls_paths)
+                          tls=state.tls_paths, v2=spec.overlay == "kv")
         state.procs["etcd"], state.etcd = etcd.spawn(), etcd.endpoint
     state.save()
     return etcd

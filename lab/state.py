@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lab.daemons import ENGINE_PORT, TLS_ENGINE_PORT, Host
 from lab.net import addresses, check_subnet_free
+from lab.overlay import MODES as OVERLAY_MODES
 from lab.procs import LabError, Proc, port_in_use
 from lab.tls import TlsPaths, client_context, tls_paths
 
@@ -27,6 +28,7 @@ class LabSpec:
     labels: dict[str, dict[str, str]] = field(default_factory=dict)
     registry: bool = False
     etcd: bool = False
+    overlay: str | None = None  # multi-host networking: "swarm" or "kv" (see lab.overlay)
     manager_port: int | None = None
     root: Path = DEFAULT_ROOT
     tls: bool = False
@@ -45,6 +47,7 @@ class LabState:
     nodes: list[Host]
     registry: str | None = None
     etcd: str | None = None
+    overlay: str | None = None
     manager: str | None = None
     procs: dict[str, Proc] = field(default_factory=dict)
     tls: str | None = None  # the certificates' directory (lab.tls) when the lab uses TLS
@@ -100,6 +103,8 @@ def plan(spec: LabSpec) -> LabState:
         raise LabError(f"lab {spec.name} is already up; run `shoal lab down --name {spec.name}` first")
     if unknown := set(spec.labels) - {f"node{k}" for k in range(1, spec.nodes + 1)}:
         raise LabError(f"labels for unknown nodes: {sorted(unknown)}")
+    if spec.overlay not in (None, *OVERLAY_MODES):
+        raise LabError(f"--overlay must be one of {', '.join(OVERLAY_MODES)}, not {spec.overlay!r}")
     if spec.manager_port and port_in_use(spec.manager_port):
         raise LabError(f"port {spec.manager_port} on 127.0.0.1 is already in use")
     bridge_ip, ips = addresses(spec.subnet, spec.nodes)
@@ -111,5 +116,5 @@ def plan(spec: LabSpec) -> LabState:
                   port=TLS_ENGINE_PORT if spec.tls else ENGINE_PORT)
              for k, ip in enumerate(ips, start=1)]
     return LabState(name=spec.name, dir=str(lab_dir), run_dir=str(run_dir), subnet=spec.subnet,
-                    bridge=f"{spec.name}-br", bridge_ip=bridge_ip, nodes=nodes,
+                    overlay=spec.overlay, bridge=f"{spec.name}-br", bridge_ip=bridge_ip, nodes=nodes,
                     tls=str(lab_dir / "tls") if spec.tls else None)

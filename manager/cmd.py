@@ -19,7 +19,7 @@ import discovery
 from discovery.addresses import is_host_port
 from manager import heap
 from manager.api.listener import ApiRunner, TlsSite
-from discovery.etcd import EtcdDiscovery
+from discovery.etcd import STATE_DIR, EtcdDiscovery
 from discovery.etcd_store import StoreError
 from manager.api.routes import build_app
 from manager.cluster.cluster import Cluster
@@ -27,6 +27,7 @@ from manager.cluster.engine import EngineOptions
 from manager.cluster.leader import Election, Solo
 from manager.cluster.reschedule import Rescheduler
 from manager.cluster.state import ClusterState, EtcdState, FileState
+from manager.cluster.overlay_join import publish_overlay_join
 from scheduler import DEFAULT_FILTERS, Scheduler, SchedulerError
 from shoal import logs
 from shoal.flags import UsageError, duration, integer, key_values
@@ -188,7 +189,7 @@ async def serve(config: ManageConfig, source: "discovery.Discovery") -> int:
         leadership: Election | Solo = Solo(config.advertise)
         if isinstance(source, EtcdDiscovery):
             store = await stack.enter_async_context(source.store())
-            state = EtcdState(store, source.state_prefix + "shoal/")
+            state = EtcdState(store, source.state_prefix + STATE_DIR)
             await state.start()
             if config.replication:
                 leadership = Election(store, source.state_prefix, config.advertise or "", config.replication_ttl)
@@ -225,6 +226,7 @@ async def _serve(config: ManageConfig, source: "discovery.Discovery", state: Clu
         loop.add_signal_handler(sig, stop.set)
     follow = asyncio.create_task(_follow(source, cluster, config.heartbeat))
     freezer = asyncio.create_task(heap.keep_frozen())
+    publisher = asyncio.create_task(publish_overlay_join(cluster, min(config.heartbeat, 10.0)))
     if isinstance(leadership, Election):
         leadership.start()
     rescheduler = Rescheduler(cluster, leadership)
@@ -232,9 +234,9 @@ async def _serve(config: ManageConfig, source: "discovery.Discovery", state: Clu
     log.info("shutting down")
     await rescheduler.close()  # before the engines stop: their disconnects are not failures
     await leadership.close()
-    follow.cancel()
-    freezer.cancel()
-    await asyncio.gather(follow, freezer, return_exceptions=True)
+    for task in (follow, freezer, publisher):
+        task.cancel()
+    await asyncio.gather(follow, freezer, publisher, return_exceptions=True)
     await runner.cleanup()
     await cluster.close()
     for host in config.hosts:

@@ -235,7 +235,11 @@ class NetworkFilter(Filter):
         where = ref.partition("/")[0] if "/" in ref else ""
 
         def detail(node: Node) -> str:
-            return f"only {where} has it" if where else "node does not reach it"
+            if where:
+                return f"only {where} has it"
+            if node.multihost:
+                return f"not in the node's {node.multihost}"
+            return "node has no multi-host networking"
 
         return Rule(Reason(f"network {ref}", detail), lambda nodes: [ref in n.networks for n in nodes])
 

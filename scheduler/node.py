@@ -53,6 +53,8 @@ class Node:
     `networks` are the networks a container here can join: `<node name>/<name>` for each of the
     node's own (local-scope) networks, the plain name of each cluster-wide one it reaches.
     `availability` is set with `docker node update`: only `active` nodes take new containers.
+    `multihost` names the overlay domain the node is in (e.g. `swarm-mode overlay (cluster
+    x)`), '' when it has no multi-host networking.
     """
 
     id: str
@@ -66,6 +68,7 @@ class Node:
     images: tuple[ImageInfo, ...] = ()
     networks: frozenset[str] = frozenset()
     availability: str = "active"
+    multihost: str = ""
 
     @property
     def healthy(self) -> bool:

@@ -1,7 +1,11 @@
 """Network routes. A node-local network (bridge, macvlan, ...) lives on ONE node: made where the
 scheduler or a `node/` prefix says, listed as `node/name`; a container that joins it is placed
-there (see `manager.cluster.networks`). Cluster-wide networks are listed once by name."""
+there (see `manager.cluster.networks`). An overlay is ONE cluster-wide network made through the
+engines' own multi-host networking (see `manager.cluster.overlay`), listed once by name and
+joinable from every node of its overlay domain."""
 from __future__ import annotations
+
+import asyncio
 
 from aiohttp import web
 
@@ -13,9 +17,12 @@ from manager.api.models import NetworkConnectBody, NetworkCreateBody
 from manager.api.proxy import proxy
 from manager.cluster.engine import Engine
 from manager.cluster.networks import ClusterNetwork, cluster_networks
+from manager.cluster.overlay import SWARM, Domain, OverlayView
 from manager.errors import ApiError
 from scheduler import ContainerSpec
 
+KNOWN_SCOPE_DRIVERS = (None, "", "bridge", "overlay")  # a plugin's scope is the plugin's own
+RM_SETTLE = 5.0  # seconds a removed overlay may linger on its members
 LIST_FILTERS = {"dangling", "driver", "id", "label", "name", "node", "scope", "type"}
 NETWORK_TYPES = ("custom", "builtin")
 
@@ -81,18 +88,56 @@ async def inspect(call: Call) -> web.Response:
 
 
 async def remove(call: Call) -> web.Response:
-    """`docker network rm`: once, on a node that has it; then every holder re-lists its networks."""
+    """`docker network rm`: once, on a node that has it (a swarm-mode manager for a swarm overlay)."""
     ref = lo.path_name(call)
     network = call.cluster.find_network(ref)
     holders = _healthy_holders(network, ref)
-    successes(await send_each(call, holders[:1], path=f"/networks/{network.id}"))
-    await fan_out(holders, lambda e: e.refresh_networks())
+    view = call.cluster.overlay()
+    domain = None if network.local else view.domain_of(network.holders[0])
+    remover = (domain and view.creator(domain, holders)) or holders[0]  # a swarm manager if it can
+    successes(await send_each(call, [remover], path=f"/networks/{network.id}"))
+    remover.forget_network(network.id)
+    await _until_gone(network, [e for e in holders if e is not remover])
     return web.Response(status=204)
 
 
+async def _until_gone(network: ClusterNetwork, holders: list[Engine]) -> None:
+    """Wait (a few seconds at most) until no holder lists a removed network any more: swarm-mode
+    engines let go of an overlay a moment after its manager removed it, and `docker network ls`
+    right after `rm` (or `docker-compose down`) must not show it."""
+    deadline = asyncio.get_running_loop().time() + RM_SETTLE
+    while holders:
+        await fan_out(holders, lambda e: e.refresh_networks())
+        holders = [e for e in holders if any(n["Id"] == network.id for n in e.networks)]
+        if not holders or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    for engine in holders:  # still listed: not shown until the engine's own event says so
+        engine.forget_network(network.id)
+
+
+def _overlay_creator(call: Call, view: OverlayView, body: dict) -> Engine:
+    """The engine to make an overlay on (its new list is what placement reads; the other members
+    catch up from their own network events); `Attachable` in swarm mode, so that plain containers
+    can join it."""
+    healthy = call.cluster.healthy()
+    domain = view.largest(healthy)
+    creator = view.creator(domain, healthy) if domain else None
+    if creator is None:
+        why = ("no healthy node is in a swarm-mode cluster or has a cluster-store" if domain is None else
+               f"no healthy node of the {domain.describe()} can create networks (a swarm-mode manager)")
+        raise ApiError(400, f"cannot create overlay network {body['Name']}: the cluster has no multi-host "
+                            f"networking ({why}); see `shoal lab up --overlay` and the README")
+    if domain.kind == SWARM:
+        body["Attachable"] = True
+    return creator
+
+
 async def create(call: Call) -> web.Response:
-    """`docker network create`: a node-local network on ONE node (the strategy's pick, as for a
-    container that reserves nothing, or the node a `node/` prefix names)."""
+    """`docker network create`: an overlay (`-d overlay`, or no driver at all when every healthy
+    node is in one overlay domain: docker-compose's default network) once, cluster-wide; any
+    other driver's network on ONE node (the strategy's pick, as for a container that reserves
+    nothing, or the node a `node/` prefix names)."""
     body = (await read_model(call, NetworkCreateBody)).raw
     name = body.get("Name")
     if not isinstance(name, str) or not name:
@@ -102,10 +147,36 @@ async def create(call: Call) -> web.Response:
         taken = [n for n in cluster_networks(call.cluster.validated()) if n.name == body["Name"]]
         if taken:
             raise ApiError(409, f"network with name {body['Name']} already exists")
-    if engine is None:
-        engine = call.cluster.best_engine(ContainerSpec.from_create_body({}), "network")
-    created = successes(await send_each(call, [engine], body=encode(body), after=refresh_networks))[0]
+    view = call.cluster.overlay()
+    if engine is not None:
+        target = engine
+    elif body.get("Driver") == "overlay" or (not body.get("Driver") and _all_can_overlay(call, view)):
+        body["Driver"] = "overlay"
+        target = _overlay_creator(call, view, body)
+    else:
+        target = call.cluster.best_engine(ContainerSpec.from_create_body({}), "network")
+    known_scope = body.get("Driver") in KNOWN_SCOPE_DRIVERS
+    created = successes(await send_each(call, [target], body=encode(body),
+                                        after=None if known_scope else refresh_networks))[0]
+    if known_scope:  # its list entry is known without asking (saves a call: create costs what dockerd's does)
+        target.remember_network(_entry(body, created["Id"], view.domain_of(target)))
     return json_response(created, 201)
+
+
+def _entry(body: dict, network_id: str, domain: Domain | None) -> dict:
+    """The list entry the engine will have for a network it just made from `body`."""
+    overlay = body.get("Driver") == "overlay" and domain is not None
+    scope = ("swarm" if domain.kind == SWARM else "global") if overlay else "local"
+    return {"Name": body["Name"], "Id": network_id, "Scope": scope, "Driver": body.get("Driver") or "bridge",
+            "Attachable": bool(body.get("Attachable")), "Ingress": False, "Internal": bool(body.get("Internal")),
+            "Labels": body.get("Labels") or {}, "Options": body.get("Options") or {}, "Containers": {}}
+
+
+def _all_can_overlay(call: Call, view: OverlayView) -> bool:
+    """Is every healthy node in one overlay domain, which has a healthy node that can create?"""
+    healthy = call.cluster.healthy()
+    domain = view.everywhere(healthy)
+    return domain is not None and view.creator(domain, healthy) is not None
 
 
 async def attach(call: Call) -> web.StreamResponse:
@@ -115,10 +186,18 @@ async def attach(call: Call) -> web.StreamResponse:
     engine, container = call.cluster.find_container(body.Container)
     ref = lo.path_name(call)
     network = call.cluster.find_network(ref)
-    if engine not in network.holders:
-        where = ", ".join(e.name for e in network.holders)
-        raise ApiError(400, f"container {body.Container} is on {engine.name}, network {ref} is on {where}")
-    return await proxy(call.request, engine, f"/networks/{network.id}/{call.args['action']}", call.version,
+    if network.local and engine not in network.holders:
+        raise ApiError(400, f"container {body.Container} is on {engine.name}, network {ref} is on "
+                            f"{network.holders[0].name}")
+    view = call.cluster.overlay()
+    domain = None if network.local else view.domain_of(network.holders[0])
+    if domain is not None and view.domain_of(engine) != domain:
+        raise ApiError(400, f"container {body.Container} is on {engine.name}, which is not in the "
+                            f"{domain.describe()} of network {ref}")
+    # by name for a cluster-wide network: a swarm worker knows an attachable overlay's name before
+    # it knows its ID (a created container is "not connected to the network <ID>")
+    target = network.id if network.local else network.name
+    return await proxy(call.request, engine, f"/networks/{target}/{call.args['action']}", call.version,
                        body=encode(dict(body.raw, Container=container.id)),
                        after=refresh_container(container.id))
 

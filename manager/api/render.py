@@ -12,11 +12,12 @@ from typing import Callable, Iterator
 
 from manager.api.jsonio import parse_filters
 from manager.cluster.cluster import Cluster
+from manager.cluster import overlay
 from manager.cluster.containers import UNSPECIFIED_IPS, Container, State
 from manager.cluster.engine import Engine
 from manager.cluster.leader import Election, Solo
+from manager.cluster.overlay import OverlayView
 from manager.cluster.reschedule import pending_summary
-from manager.cluster.snapshot import node_of
 from manager.cluster.timefmt import bytes_size, human_duration, next_change, rfc3339
 from manager.errors import ApiError
 from shoal.version import API_VERSION, MIN_API_VERSION, SERVER_VERSION, VERSION
@@ -194,15 +195,16 @@ def inspect_json(engine: Engine, body: dict) -> bytes:
 
 
 # ---- docker info -------------------------------------------------------------------------------
-def _node_rows(cluster: Cluster, engine: Engine) -> list[list[str]]:
+def _node_rows(cluster: Cluster, engine: Engine, view: OverlayView) -> list[list[str]]:
     """An engine's rows, rebuilt only when what they show has changed."""
-    return engine.derived("info rows", lambda e: _build_node_rows(cluster, e),
-                          engine.state, engine.error, engine.updated_at)
+    domain = view.domain_of(engine)
+    return engine.derived("info rows", lambda e: _build_node_rows(cluster, e, overlay.role(e, domain)),
+                          engine.state, engine.error, engine.updated_at, domain)
 
 
-def _build_node_rows(cluster: Cluster, engine: Engine) -> list[list[str]]:
+def _build_node_rows(cluster: Cluster, engine: Engine, multihost: str) -> list[list[str]]:
     scheduler = cluster.scheduler
-    node = node_of(engine)
+    node = cluster.node(engine)
     total, running, paused, stopped = engine.containers.counts()
     containers = f"{total} ({running} Running, {paused} Paused, {stopped} Stopped)" \
         if engine.healthy else str(total)
@@ -215,6 +217,7 @@ def _build_node_rows(cluster: Cluster, engine: Engine) -> list[list[str]]:
         ["  └ Reserved Memory",
          f"{bytes_size(node.used_memory)} / {bytes_size(scheduler.total_memory(node))}"],
         ["  └ Labels", ", ".join(f"{k}={v}" for k, v in sorted(engine.all_labels.items()))],
+        ["  └ Multi-host networking", multihost],
     ]
     if engine.availability != "active":
         rows.append(["  └ Availability", engine.availability])
@@ -239,14 +242,16 @@ def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = Fals
     validated = cluster.validated()
     engines = cluster.listed_engines()
     total, running, paused, stopped = (sum(n) for n in zip((0, 0, 0, 0), *(e.containers.counts() for e in validated)))
+    view = cluster.overlay()
     status = role_rows + [
         ["Strategy", cluster.scheduler.strategy_name],
         ["Filters", ", ".join(cluster.scheduler.filter_names)],
+        ["Multi-host networking", overlay.summary(view, validated)],
         ["Nodes", str(len(engines))],
     ]
     moves = cluster.state.items("reschedule")
     for engine in engines:
-        status += _node_rows(cluster, engine)
+        status += _node_rows(cluster, engine, view)
         waiting = pending_summary(moves, engine) if moves else ""
         if waiting:
             status.append(["  └ Rescheduling", waiting])

@@ -21,6 +21,7 @@ from manager.cluster.events import EventBus
 from manager.cluster.images import image_matches, pull_on
 from manager.cluster.names import plain_name, split_node_ref
 from manager.cluster.networks import ClusterNetwork, find_network, place_networks
+from manager.cluster.overlay import OverlayView, overlay_view
 from manager.cluster.placements import PlacementLog
 from manager.cluster.nodes import NodeSettings, node_id
 from manager.cluster.snapshot import node_of
@@ -82,6 +83,7 @@ class Cluster:
         self._placement = asyncio.Lock()
         self._exec_owner: dict[str, str] = {}  # exec ID -> engine address, oldest first
         self._newest_first: tuple[tuple, list[tuple[Engine, Container]]] = ((), [])
+        self._overlay: tuple[tuple, OverlayView] | None = None
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -257,12 +259,28 @@ class Cluster:
         """Validated engines holding an image matching an ID, ID prefix or reference."""
         return [e for e in self.validated() if any(image_matches(i, ref) for i in e.images)]
 
+    def overlay(self) -> OverlayView:
+        """The engines' overlay domains and their networks (recomputed after any engine changed)."""
+        engines = self.validated()
+        key = tuple((e.addr, e.generation) for e in engines)
+        if self._overlay is None or self._overlay[0] != key:
+            self._overlay = (key, overlay_view(engines))
+        return self._overlay[1]
+
     # ---- placement ---------------------------------------------------------------------------
+    def node(self, engine: Engine, view: OverlayView | None = None) -> Node:
+        """The engine's scheduler snapshot, with the cluster-wide networks of its overlay domain."""
+        domain = (view or self.overlay()).domain_of(engine)
+        if domain is None:
+            return node_of(engine)
+        return node_of(engine, domain.describe(), frozenset((view or self.overlay()).networks[domain]))
+
     def nodes(self) -> list[Node]:
         """Scheduler snapshots of all validated engines, pending placements included."""
         result = []
+        view = self.overlay()
         for engine in self.validated():
-            node = node_of(engine)
+            node = self.node(engine, view)
             # a placement whose container is already in the cache (its create event came first)
             # must not count twice
             pending = [p for p in self._pending.get(engine.addr, ())

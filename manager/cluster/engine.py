@@ -45,6 +45,35 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class Membership:
+    """What an engine's `/info` says about its multi-host networking: a swarm-mode cluster
+    (`Swarm.LocalNodeState` active; managers know the cluster ID, workers only their managers'
+    node IDs) and/or a legacy KV cluster store (`ClusterStore`, dockerd <= 20.10)."""
+
+    swarm_active: bool = False
+    swarm_manager: bool = False  # ControlAvailable: can create swarm-scope networks
+    node_id: str = ""
+    cluster_id: str = ""  # managers only
+    manager_ids: tuple[str, ...] = ()  # node IDs of the managers it knows
+    manager_addrs: tuple[str, ...] = ()  # their `ip:2377`
+    cluster_store: str = ""
+
+
+def membership_of(info: dict) -> Membership:
+    """The multi-host networking facts of one `/info` answer."""
+    swarm = info.get("Swarm") or {}
+    remotes = swarm.get("RemoteManagers") or []
+    return Membership(
+        swarm_active=swarm.get("LocalNodeState") == "active",
+        swarm_manager=bool(swarm.get("ControlAvailable")),
+        node_id=swarm.get("NodeID") or "",
+        cluster_id=(swarm.get("Cluster") or {}).get("ID") or "",
+        manager_ids=tuple(sorted(r.get("NodeID", "") for r in remotes)),
+        manager_addrs=tuple(sorted(r.get("Addr", "") for r in remotes)),
+        cluster_store=info.get("ClusterStore") or "")
+
+
+@dataclass(frozen=True)
 class EngineOptions:
     """Timing knobs and the TLS client context (None: plain TCP) from `shoal manage` flags."""
 
@@ -133,6 +162,7 @@ class Engine(Addressed):
         self.containers = ContainerCache()
         self.images: list[dict] = []
         self.networks: list[dict] = []  # `GET /networks` of this engine
+        self.membership = Membership()
         self.generation = 0
         self._derived: dict[str, tuple[tuple, Any]] = {}
         self._inflight: dict[str, asyncio.Task] = {}
@@ -325,10 +355,39 @@ class Engine(Addressed):
             self._changed()
 
     async def refresh_networks(self) -> None:
-        """Re-list the engine's networks."""
+        """Re-list the engine's networks. When the routing mesh's `ingress` comes or goes (with a
+        swarm join or leave), `/info` is read again too."""
         networks = await self.get_json("/networks")
         if networks != self.networks:
+            had_ingress = _has_ingress(self.networks)
             self.networks = networks
+            self._changed()
+            if _has_ingress(networks) != had_ingress:
+                await self.refresh_info()
+
+    def remember_network(self, network: dict) -> None:
+        """A network just made on this engine, in the cache at once (a container can be placed on it
+        right away, without re-listing); the engine's own entry replaces it at the next refresh."""
+        self.networks = [*self.networks, network]
+        self._changed()
+
+    def forget_network(self, network_id: str) -> None:
+        """Drop a removed network from the cache."""
+        kept = [n for n in self.networks if n["Id"] != network_id]
+        if len(kept) != len(self.networks):
+            self.networks = kept
+            self._changed()
+
+    async def refresh_info(self) -> None:
+        """Re-read `/info`: the engine's multi-host networking may have changed (swarm join/leave)."""
+        self._set_membership(membership_of(await self.get_json("/info")))
+
+    def _set_membership(self, membership: Membership) -> None:
+        if membership != self.membership:
+            log.info("engine multi-host networking addr=%s name=%s swarm=%s manager=%s cluster_store=%s",
+                     self.addr, self.name, membership.swarm_active, membership.swarm_manager,
+                     membership.cluster_store or "-")
+            self.membership = membership
             self._changed()
 
     async def refresh_all(self) -> None:
@@ -439,6 +498,7 @@ class Engine(Addressed):
         self.arch = info.get("Architecture", "")
         self.api_version = min(version.get("ApiVersion", API_VERSION), API_VERSION, key=_version_tuple)
         self.labels = engine_labels(info)
+        self._set_membership(membership_of(info))
         duplicate = self.is_duplicate(self)
         if duplicate:
             self.error = duplicate
@@ -500,6 +560,7 @@ class Engine(Addressed):
             if self.state == PENDING:
                 continue
             try:
+                await self.refresh_info()
                 await self.refresh_all()
             except ApiError as exc:
                 log.info("refresh failed addr=%s error=%r", self.addr, exc.message)
@@ -523,11 +584,13 @@ class Engine(Addressed):
         self.notify(self, event)
 
     async def _network_event(self, action: str, actor: dict) -> None:
-        """A network made or removed is re-listed (so is one first seen, as a swarm-scope network
-        on a worker when its first container joins); a container that joins or leaves a network
-        while it runs (`docker network connect` straight on the engine) is re-inspected."""
-        if action in ("create", "destroy", "remove") or not any(
-                n["Id"] == actor.get("ID") for n in self.networks):
+        """A removed network leaves the cache; one not in it yet (made outside Shoal, or a swarm-scope
+        network on a worker whose first container joins it) is re-listed; a container that joins
+        or leaves a network while it runs (`docker network connect` straight on the engine) is
+        re-inspected."""
+        if action in ("destroy", "remove"):
+            self.forget_network(actor.get("ID", ""))
+        elif not any(n["Id"] == actor.get("ID") for n in self.networks):
             await self.refresh_networks()
         container = self.containers.get((actor.get("Attributes") or {}).get("container", ""))
         if action in ("connect", "disconnect") and container and container.state.running:
@@ -570,6 +633,10 @@ async def _then(chunks: Any, done: Callable[[], None]) -> Any:
     async for chunk in chunks:
         yield chunk
     done()
+
+
+def _has_ingress(networks: list[dict]) -> bool:
+    return any(n.get("Ingress") for n in networks)
 
 
 def engine_labels(info: dict) -> dict[str, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from manager.cluster.engine import Engine
 from manager.errors import ApiError
@@ -50,15 +50,30 @@ def local_ref(engine: Engine, network: dict) -> str:
     return f"{engine.name}/{network['Name']}" if scope == "local" else network["Name"]
 
 
+def _stale_on(engines: list[Engine]) -> Callable[[Engine, dict], bool]:
+    """Is a swarm-scope network a worker lists gone already? Its managers are the authority: a
+    removed overlay lingers on a worker for a moment."""
+    managers = {e.membership.node_id for e in engines if e.membership.swarm_manager}
+    on_managers = {n["Id"] for e in engines if e.membership.swarm_manager for n in e.networks
+                   if n.get("Scope") == "swarm"}
+
+    def stale(engine: Engine, network: dict) -> bool:
+        return (network.get("Scope") == "swarm" and not engine.membership.swarm_manager
+                and network["Id"] not in on_managers and bool(managers & set(engine.membership.manager_ids)))
+    return stale
+
+
 def cluster_networks(engines: Iterable[Engine]) -> list[ClusterNetwork]:
     """Every network of these engines; a cluster-wide one once (by ID), with all its holders."""
+    engines = list(engines)
+    stale = _stale_on(engines)
     local: list[ClusterNetwork] = []
     shared: dict[str, tuple[dict, list[Engine]]] = {}
     for engine in engines:
         for network in engine.networks:
             if network.get("Scope", "local") == "local":
                 local.append(ClusterNetwork(network, (engine,)))
-            else:
+            elif not stale(engine, network):
                 shared.setdefault(network["Id"], (network, []))[1].append(engine)
     return local + [ClusterNetwork(body, tuple(holders)) for body, holders in shared.values()]
 

@@ -6,8 +6,10 @@ from manager.cluster.networks import local_ref
 from scheduler import ImageInfo, Node
 
 
-def node_snapshot(engine: Engine) -> Node:
-    """The engine as an immutable scheduler Node (each cached container's `info`)."""
+def node_snapshot(engine: Engine, multihost: str = "", shared: frozenset[str] = frozenset()) -> Node:
+    """The engine as an immutable scheduler Node (each cached container's `info`); `multihost` names
+    its overlay domain, `shared` are that domain's cluster-wide networks (a swarm worker does not
+    list them all itself)."""
     return Node(
         id=engine.id, name=engine.name, addr=engine.addr, labels=engine.all_labels,
         availability=engine.availability,
@@ -15,9 +17,10 @@ def node_snapshot(engine: Engine) -> Node:
         containers=tuple(c.info for c in engine.containers.values()),
         images=tuple(ImageInfo(id=i["Id"], repo_tags=tuple(i.get("RepoTags") or ()))
                      for i in engine.images),
-        networks=frozenset(local_ref(engine, n) for n in engine.networks))
+        networks=frozenset(local_ref(engine, n) for n in engine.networks) | shared, multihost=multihost)
 
 
-def node_of(engine: Engine) -> Node:
-    """The engine's snapshot, rebuilt only after its cache or health changed."""
-    return engine.derived("node", node_snapshot)
+def node_of(engine: Engine, multihost: str = "", shared: frozenset[str] = frozenset()) -> Node:
+    """The engine's snapshot, rebuilt only after its cache, its health or its overlay domain's
+    networks changed."""
+    return engine.derived("node", lambda e: node_snapshot(e, multihost, shared), multihost, shared)

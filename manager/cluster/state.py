@@ -1,4 +1,5 @@
-"""Cluster facts the engines cannot hold (node availability and labels, rescheduling in progress):
+"""Cluster facts the engines cannot hold (node availability and labels, rescheduling in progress,
+the swarm-mode overlay join):
 in etcd under the discovery prefix, or in a state file under `--data-dir` for nodes:// and file://.
 
 Both keep an in-memory mirror (`items(kind)`) that is current: etcd's is fed by a watch, so a
@@ -19,7 +20,7 @@ from discovery.backoff import Backoff
 from discovery.etcd_store import EtcdStore, Fence, StoreError, WatchCanceled
 
 log = logging.getLogger("shoal.state")
-KINDS = ("nodes", "reschedule")
+KINDS = ("nodes", "reschedule", "overlay")
 Listener = Callable[[str, str, "dict | None"], None]
 
 

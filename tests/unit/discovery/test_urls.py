@@ -59,3 +59,11 @@ def test_bad_options_are_explained(options: dict[str, str], message: str) -> Non
 async def test_static_backends_cannot_be_joined(url: str) -> None:
     with pytest.raises(DiscoveryError, match="cannot be joined"):
         await from_url(url).register("10.0.0.1:2375", ttl=180, heartbeat=60)
+
+
+@pytest.mark.parametrize("url, options, key", [
+    ("etcd://127.0.0.1:2379/cluster", {}, "/cluster/docker/swarm/shoal/overlay/swarm"),
+    ("etcd://127.0.0.1:2379/a/b", {"kv.path": "mine/nodes"}, "/a/b/mine/shoal/overlay/swarm"),
+])
+def test_the_cluster_state_lives_beside_the_nodes_directory(url, options, key) -> None:
+    assert from_url(url, options).state_key("overlay", "swarm") == key

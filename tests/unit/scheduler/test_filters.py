@@ -236,6 +236,9 @@ def test_network_local_one_keeps_its_node_cluster_wide_one_its_members():
                                                       "c": "network b/app (only b has it)"}
     overlay = make_spec(host={"NetworkMode": "ov"}, NetworkingConfig={"EndpointsConfig": {"a/app": {}}})
     assert kept_names(NetworkFilter(), overlay, nodes) == ["a"]
-    assert reasons(NetworkFilter(), overlay, nodes)["c"] == "network ov (node does not reach it)"
+    assert reasons(NetworkFilter(), overlay, nodes)["c"] == "network ov (node has no multi-host networking)"
+    elsewhere = [make_node("d", networks=frozenset({"other"}), multihost="swarm-mode overlay (cluster y)")]
+    assert reasons(NetworkFilter(), make_spec(host={"NetworkMode": "ov"}), elsewhere) == {
+        "d": "network ov (not in the node's swarm-mode overlay (cluster y))"}
     assert NetworkFilter().describe(overlay) == ["network ov", "network a/app"]
     assert kept_names(NetworkFilter(), make_spec(host={"NetworkMode": "bridge"}), nodes) == ["a", "b", "c"]

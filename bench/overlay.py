@@ -1,0 +1,115 @@
+"""Multi-host networking on a real 3-node lab whose engines form a swarm-mode cluster (`--overlay`):
+
+* how long from `network create -d overlay` through Shoal until a container on another node resolves
+  a peer by name (create the network, run the peer on node1, run a container on node2 that looks
+  the peer up until it answers);
+* ping RTT between containers on two nodes against two on one node (target: at most 2x);
+* the manager's overhead on `network create -d overlay` against the same create sent straight to
+  the swarm-mode manager engine (medians, interleaved, keep-alive; target: at most 1.2x).
+
+    python -m bench.overlay [--runs 30] [--lab benchov] [--subnet 10.213.64.0/24]
+
+Last line: resolve_s=A cross_node_rtt_ms=B same_node_rtt_ms=C rtt_ratio=D create_ms=E
+create_direct_ms=F create_ratio=G
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import time
+
+import aiohttp
+
+from bench.proxy_overhead import PREFIX, timed
+from lab.lifecycle import down, up
+from lab.procs import free_port
+from lab.state import LabSpec
+
+PINGS = 20
+
+
+def docker(manager: str, *args: str) -> str:
+    """The docker CLI through the manager."""
+    env = dict(os.environ, DOCKER_HOST=f"tcp://{manager}")
+    done = subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=120)
+    if done.returncode:
+        raise RuntimeError(f"docker {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def wait_healthy(manager: str, count: int) -> None:
+    """Until the manager shows `count` Healthy engines."""
+    while docker(manager, "info", "--format", "{{json .SystemStatus}}").count('"Healthy"') < count:
+        time.sleep(0.2)
+
+
+def resolve_seconds(manager: str) -> float:
+    """From `network create -d overlay` to a container on node2 resolving one on node1 by name."""
+    began = time.perf_counter()
+    docker(manager, "network", "create", "-d", "overlay", "benchnet")
+    docker(manager, "run", "-d", "--name", "peer", "--net", "benchnet", "-e", "constraint:node==node1",
+           "busybox", "sleep", "600")
+    docker(manager, "run", "--rm", "--net", "benchnet", "-e", "constraint:node==node2", "busybox", "sh", "-c",
+           "until nslookup peer 127.0.0.11 >/dev/null 2>&1; do sleep 0.05; done")
+    return time.perf_counter() - began
+
+
+def rtt_ms(manager: str, node: str) -> float:
+    """Average RTT of PINGS pings from a container on `node` to `peer` (on node1)."""
+    out = docker(manager, "run", "--rm", "--net", "benchnet", "-e", f"constraint:node=={node}", "busybox",
+                 "ping", "-q", "-c", str(PINGS), "-i", "0.2", "peer")
+    return float(re.search(r"min/avg/max = [\d.]+/([\d.]+)/", out)[1])
+
+
+async def create_ms(manager: str, engine: str, runs: int) -> tuple[float, float]:
+    """Medians of overlay network creation through the manager and straight on the swarm manager."""
+    through, straight = [], []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4)) as session:
+        for k in range(runs):  # interleaved, so load noise hits both sides alike
+            for base, samples, body in (
+                    (f"http://{manager}", through, {"Driver": "overlay"}),
+                    (f"http://{engine}", straight, {"Driver": "overlay", "Attachable": True})):
+                name = f"bench{'m' if samples is through else 'd'}{k}"
+                ms, data = await timed(session, "POST", f"{base}{PREFIX}/networks/create",
+                                       {"Name": name, "CheckDuplicate": True, **body})
+                samples.append(ms)
+                await timed(session, "DELETE", f"{base}{PREFIX}/networks/{data['Id']}")
+    return statistics.median(through), statistics.median(straight)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30, help="network creates on each side (default 30)")
+    parser.add_argument("--lab", default="benchov", help="lab name (two runs at once need two)")
+    parser.add_argument("--subnet", default="10.213.64.0/24")
+    args = parser.parse_args(argv)
+    port = free_port()
+    spec = LabSpec(name=args.lab, nodes=3, subnet=args.subnet, manager_port=port, overlay="swarm")
+    manager = f"127.0.0.1:{port}"
+    down(spec.name, spec.root)
+    try:
+        state = up(spec)
+        wait_healthy(manager, spec.nodes)
+        resolve = resolve_seconds(manager)
+        print(f"network create -d overlay -> peer on another node resolved by name: {resolve:.2f} s", flush=True)
+        cross, same = rtt_ms(manager, "node2"), rtt_ms(manager, "node1")
+        print(f"ping RTT: across nodes {cross:.3f} ms, on one node {same:.3f} ms ({PINGS} pings each)", flush=True)
+        docker(manager, "rm", "-f", "peer")
+        docker(manager, "network", "rm", "benchnet")
+        through, straight = asyncio.run(create_ms(manager, state.engines[0], args.runs))
+        print(f"network create -d overlay: manager {through:.1f} ms, engine {straight:.1f} ms "
+              f"(medians of {args.runs})", flush=True)
+    finally:
+        down(spec.name, spec.root)
+    print(f"resolve_s={resolve:.2f} cross_node_rtt_ms={cross:.3f} same_node_rtt_ms={same:.3f} "
+          f"rtt_ratio={cross / same:.2f} create_ms={through:.1f} create_direct_ms={straight:.1f} "
+          f"create_ratio={through / straight:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""Overlay domains from the engines' /info and network lists: membership, where an overlay is made,
+the `docker info` rows, and the snapshots the network filter reads."""
+from __future__ import annotations
+
+import pytest
+
+from manager.api.render import info
+from manager.cluster.cluster import Cluster
+from manager.cluster.engine import EngineOptions, membership_of
+from manager.cluster.overlay import KV, SWARM, Domain, overlay_view
+from scheduler import ContainerSpec, NoFit, Scheduler
+from tests.unit.manager.test_networks import net
+from tests.unit.manager.test_views import engine
+
+
+def swarm_info(node_id: str, manager: bool, managers=("m1",), cluster="clu1") -> dict:
+    remotes = [{"NodeID": m, "Addr": f"10.0.0.{i + 1}:2377"} for i, m in enumerate(managers)]
+    swarm = {"LocalNodeState": "active", "ControlAvailable": manager, "NodeID": node_id, "RemoteManagers": remotes}
+    if manager:
+        swarm["Cluster"] = {"ID": cluster}
+    return {"Swarm": swarm}
+
+
+OVERLAY = net("ov" * 12 + "x", "appnet", "swarm", "overlay") | {"Attachable": True}
+INGRESS = net("in" * 12 + "x", "ingress", "swarm", "overlay") | {"Ingress": True}
+PLAIN_SWARM = net("ps" * 12 + "x", "services", "swarm", "overlay")  # not attachable
+
+
+@pytest.fixture
+def cluster() -> Cluster:
+    """node1: swarm manager listing the overlay; node2: a worker (lists only ingress); node3: nothing."""
+    c = Cluster(Scheduler(), EngineOptions())
+    engines = [engine("node1", "10.0.0.1:2375"), engine("node2", "10.0.0.2:2375"), engine("node3", "10.0.0.3:2375")]
+    engines[0].membership = membership_of(swarm_info("m1", True))
+    engines[1].membership = membership_of(swarm_info("w1", False))
+    engines[0].networks = [net("b1" * 32, "bridge"), OVERLAY, INGRESS, PLAIN_SWARM]
+    engines[1].networks = [net("b2" * 32, "bridge"), INGRESS]
+    engines[2].networks = [net("b3" * 32, "bridge")]
+    c.engines = {e.addr: e for e in engines}
+    return c
+
+
+def test_a_worker_is_in_its_managers_cluster_and_reaches_its_attachable_overlays(cluster):
+    view = cluster.overlay()
+    e1, e2, e3 = cluster.listed_engines()
+    assert view.domain_of(e1) == view.domain_of(e2) == Domain(SWARM, "clu1")
+    assert view.domain_of(e3) is None
+    assert view.networks[Domain(SWARM, "clu1")] == {"appnet"}  # not ingress, not a non-attachable one
+    assert view.creator(Domain(SWARM, "clu1"), [e2, e1]) is e1
+    assert view.largest([e1, e2, e3]) == Domain(SWARM, "clu1") and view.everywhere([e1, e2, e3]) is None
+    assert view.everywhere([e1, e2]) == Domain(SWARM, "clu1")
+    worker = cluster.node(e2)
+    assert worker.networks == {"node2/bridge", "ingress", "appnet"}
+    assert worker.multihost == "swarm-mode overlay (cluster clu1)"
+    assert cluster.node(e3).networks == {"node3/bridge"} and cluster.node(e3).multihost == ""
+
+
+def test_placement_on_an_overlay_skips_the_nodes_outside_it(cluster):
+    spec = ContainerSpec.from_create_body({"Image": "busybox", "HostConfig": {"NetworkMode": "appnet"}})
+    ranked = cluster.scheduler.rank(spec, cluster.nodes())
+    assert sorted(n.name for n in ranked) == ["node1", "node2"]
+    for sick in cluster.listed_engines()[:2]:
+        sick.state = "Unhealthy"
+        sick._changed()
+    with pytest.raises(NoFit) as err:
+        cluster.scheduler.rank(spec, cluster.nodes())
+    assert "node3: network appnet (node has no multi-host networking)" in err.value.message
+
+
+def test_a_worker_whose_managers_are_unknown_is_a_domain_of_its_own():
+    lone = engine("w", "10.0.0.9:2375")
+    lone.membership = membership_of(swarm_info("w9", False, managers=("m7", "m8")))
+    assert overlay_view([lone]).domain_of(lone) == Domain(SWARM, "managers m7,m8")
+    assert overlay_view([lone]).creator(Domain(SWARM, "managers m7,m8"), [lone]) is None
+
+
+def test_kv_members_share_global_networks_and_any_can_create():
+    engines = [engine(f"n{i}", f"10.0.0.{i}:2375") for i in (1, 2)]
+    for e in engines:
+        e.membership = membership_of({"ClusterStore": "etcd://10.0.0.100:2379"})
+    engines[0].networks = [net("g" * 64, "kvnet", "global", "overlay")]
+    view = overlay_view(engines)
+    domain = Domain(KV, "etcd://10.0.0.100:2379")
+    assert view.everywhere(engines) == domain and view.networks[domain] == {"kvnet"}
+    assert view.creator(domain, engines[::-1]) is engines[1]
+
+
+def test_info_rows_show_the_cluster_and_each_node(cluster):
+    rows = dict(info(cluster, [["Role", "primary"]])["SystemStatus"])
+    assert rows["Multi-host networking"] == "swarm-mode overlay (cluster clu1, 2/3 nodes)"
+    node_rows = [v for k, v in info(cluster, [])["SystemStatus"] if k == "  └ Multi-host networking"]
+    assert node_rows == ["swarm-mode overlay manager (cluster clu1)", "swarm-mode overlay worker (cluster clu1)",
+                         "none (not in a swarm-mode cluster, no cluster-store)"]
+    assert info(cluster, [])["Swarm"]["LocalNodeState"] == "inactive"

@@ -10,7 +10,7 @@ setup:
 
 demo: setup
 	$(SHOAL) lab down
-	$(SHOAL) lab up --nodes 3 --label node1:size=small --label node3:size=xxl --registry --etcd --manager 4000
+	$(SHOAL) lab up --nodes 3 --label node1:size=small --label node3:size=xxl --registry --etcd --overlay --manager 4000
 
 down: setup
 	$(SHOAL) lab down
@@ -30,6 +30,7 @@ e2e: setup
 bench: setup
 	$(PY) -m bench.scheduler
 	$(PY) -m bench.proxy_overhead
+	$(PY) -m bench.overlay
 	$(PY) -m bench.membership
 	$(PY) -m bench.membership_watch
 	$(PY) -m bench.load_stream

@@ -5,12 +5,13 @@
   the peer up until it answers);
 * ping RTT between containers on two nodes against two on one node (target: at most 2x);
 * the manager's overhead on `network create -d overlay` against the same create sent straight to
-  the swarm-mode manager engine (medians, interleaved, keep-alive; target: at most 1.2x).
+  the swarm-mode manager engine (medians, interleaved, keep-alive; target: at most 1.2x), and the
+  same with the docker CLI.
 
     python -m bench.overlay [--runs 30] [--lab benchov] [--subnet 10.213.64.0/24]
 
 Last line: resolve_s=A cross_node_rtt_ms=B same_node_rtt_ms=C rtt_ratio=D create_ms=E
-create_direct_ms=F create_ratio=G
+create_direct_ms=F create_ratio=G cli_create_ratio=H (the same create with the docker CLI).
 """
 from __future__ import annotations
 
@@ -81,6 +82,19 @@ async def create_ms(manager: str, engine: str, runs: int) -> tuple[float, float]
     return statistics.median(through), statistics.median(straight)
 
 
+def cli_create_ms(manager: str, engine: str, runs: int) -> tuple[float, float]:
+    """Medians of `docker network create -d overlay` with the CLI (what a user waits for) through the
+    manager and straight at the swarm-mode manager engine (`--attachable` there, as Shoal adds it)."""
+    through, straight = [], []
+    for k in range(runs):
+        for host, samples, extra in ((manager, through, []), (engine, straight, ["--attachable"])):
+            began = time.perf_counter()
+            docker(host, "network", "create", "-d", "overlay", *extra, f"cli{len(samples)}{k}")
+            samples.append((time.perf_counter() - began) * 1000)
+            docker(host, "network", "rm", f"cli{len(samples) - 1}{k}")
+    return statistics.median(through), statistics.median(straight)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30, help="network creates on each side (default 30)")
@@ -101,13 +115,16 @@ def main(argv: list[str] | None = None) -> int:
         docker(manager, "rm", "-f", "peer")
         docker(manager, "network", "rm", "benchnet")
         through, straight = asyncio.run(create_ms(manager, state.engines[0], args.runs))
-        print(f"network create -d overlay: manager {through:.1f} ms, engine {straight:.1f} ms "
+        print(f"network create -d overlay (API, keep-alive): manager {through:.1f} ms, engine {straight:.1f} ms "
               f"(medians of {args.runs})", flush=True)
+        cli_through, cli_straight = cli_create_ms(manager, state.engines[0], max(3, args.runs // 3))
+        print(f"docker network create -d overlay (CLI): manager {cli_through:.0f} ms, engine {cli_straight:.0f} ms",
+              flush=True)
     finally:
         down(spec.name, spec.root)
     print(f"resolve_s={resolve:.2f} cross_node_rtt_ms={cross:.3f} same_node_rtt_ms={same:.3f} "
           f"rtt_ratio={cross / same:.2f} create_ms={through:.1f} create_direct_ms={straight:.1f} "
-          f"create_ratio={through / straight:.2f}")
+          f"create_ratio={through / straight:.2f} cli_create_ratio={cli_through / cli_straight:.2f}")
     return 0
 
 

@@ -155,11 +155,12 @@ async def create(call: Call) -> web.Response:
         target = _overlay_creator(call, view, body)
     else:
         target = call.cluster.best_engine(ContainerSpec.from_create_body({}), "network")
-    known_scope = body.get("Driver") in KNOWN_SCOPE_DRIVERS
-    created = successes(await send_each(call, [target], body=encode(body),
-                                        after=None if known_scope else refresh_networks))[0]
-    if known_scope:  # its list entry is known without asking (saves a call: create costs what dockerd's does)
-        target.remember_network(_entry(body, created["Id"], view.domain_of(target)))
+    if body.get("Driver") not in KNOWN_SCOPE_DRIVERS:
+        created = successes(await send_each(call, [target], body=encode(body), after=refresh_networks))[0]
+        return json_response(created, 201)
+    with target.making_network(body["Name"]):  # its list entry is known without asking
+        created = successes(await send_each(call, [target], body=encode(body)))[0]
+    target.remember_network(_entry(body, created["Id"], view.domain_of(target)))
     return json_response(created, 201)
 
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, Iterator, Protocol, TypeVar
 
 import aiohttp
 
@@ -163,6 +164,8 @@ class Engine(Addressed):
         self.images: list[dict] = []
         self.networks: list[dict] = []  # `GET /networks` of this engine
         self.membership = Membership()
+        self._network_epoch = 0  # counts the networks made or removed through Shoal
+        self._expected_networks: set[str] = set()  # names being made through Shoal right now
         self.generation = 0
         self._derived: dict[str, tuple[tuple, Any]] = {}
         self._inflight: dict[str, asyncio.Task] = {}
@@ -357,7 +360,10 @@ class Engine(Addressed):
     async def refresh_networks(self) -> None:
         """Re-list the engine's networks. When the routing mesh's `ingress` comes or goes (with a
         swarm join or leave), `/info` is read again too."""
+        epoch = self._network_epoch
         networks = await self.get_json("/networks")
+        if self._network_epoch != epoch:  # a create or removal went by meanwhile: this list may predate it
+            networks = await self.get_json("/networks")
         if networks != self.networks:
             had_ingress = _has_ingress(self.networks)
             self.networks = networks
@@ -365,15 +371,30 @@ class Engine(Addressed):
             if _has_ingress(networks) != had_ingress:
                 await self.refresh_info()
 
+    @contextlib.contextmanager
+    def making_network(self, name: str) -> Iterator[None]:
+        """A network of this name is being made through Shoal meanwhile: its events (create, and
+        update in swarm mode) need no re-listing (`remember_network` follows with its entry)."""
+        self._expected_networks.add(name)
+        try:
+            yield
+        finally:
+            self._expected_networks.discard(name)
+
     def remember_network(self, network: dict) -> None:
         """A network just made on this engine, in the cache at once (a container can be placed on it
-        right away, without re-listing); the engine's own entry replaces it at the next refresh."""
+        right away, without re-listing); the engine's own entry replaces it at the next refresh
+        (or is already there, when its create event came first)."""
+        self._network_epoch += 1
+        if any(n["Id"] == network["Id"] for n in self.networks):
+            return
         self.networks = [*self.networks, network]
         self._changed()
 
     def forget_network(self, network_id: str) -> None:
         """Drop a removed network from the cache."""
         kept = [n for n in self.networks if n["Id"] != network_id]
+        self._network_epoch += 1
         if len(kept) != len(self.networks):
             self.networks = kept
             self._changed()
@@ -590,7 +611,8 @@ class Engine(Addressed):
         re-inspected."""
         if action in ("destroy", "remove"):
             self.forget_network(actor.get("ID", ""))
-        elif not any(n["Id"] == actor.get("ID") for n in self.networks):
+        elif not any(n["Id"] == actor.get("ID") for n in self.networks) and \
+                (actor.get("Attributes") or {}).get("name") not in self._expected_networks:
             await self.refresh_networks()
         container = self.containers.get((actor.get("Attributes") or {}).get("container", ""))
         if action in ("connect", "disconnect") and container and container.state.running:

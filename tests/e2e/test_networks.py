@@ -88,6 +88,12 @@ def test_network_ls_filters(mgr, lab):
     for cli in CLIS:
         bad = mgr.docker("network", "ls", "--filter", "type=odd", check=False, binary=cli)
         assert bad.returncode == 1 and "invalid filter: 'type'='odd'" in bad.stderr
+    for cli in CLIS:  # no engine of the session lab has multi-host networking
+        overlay = mgr.docker("network", "create", "-d", "overlay", "ov", check=False, binary=cli)
+        assert overlay.returncode == 1 and "cannot create overlay network ov: the cluster has no multi-host " \
+            "networking (no healthy node is in a swarm-mode cluster or has a cluster-store)" in overlay.stderr
+    assert [v for k, v in mgr.info_rows() if k == "Multi-host networking"] == [
+        "none (no node is in a swarm-mode cluster or has a cluster-store)"]
     status, body = mgr.api("GET", "/v1.41/networks?filters=" + quote(json.dumps({"color": ["red"]})))
     assert status == 400 and body == {"message": "Invalid filter 'color'"}
 

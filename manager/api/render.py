@@ -10,7 +10,7 @@ import socket
 import time
 from typing import Callable, Iterator
 
-from manager.api.jsonio import parse_filters
+from manager.api.jsonio import encode, parse_filters
 from manager.cluster.cluster import Cluster
 from manager.cluster import overlay
 from manager.cluster.containers import UNSPECIFIED_IPS, Container, State
@@ -195,10 +195,12 @@ def inspect_json(engine: Engine, body: dict) -> bytes:
 
 
 # ---- docker info -------------------------------------------------------------------------------
-def _node_rows(cluster: Cluster, engine: Engine, view: OverlayView) -> list[list[str]]:
-    """An engine's rows, rebuilt only when what they show has changed."""
+def _node_rows(cluster: Cluster, engine: Engine, view: OverlayView) -> bytes:
+    """An engine's rows as JSON list items (`["  └ ID","..."],...`), rebuilt only when what they
+    show has changed."""
     domain = view.domain_of(engine)
-    return engine.derived("info rows", lambda e: _build_node_rows(cluster, e, overlay.role(e, domain)),
+    return engine.derived("info rows",
+                          lambda e: encode(_build_node_rows(cluster, e, overlay.role(e, domain)))[1:-1],
                           engine.state, engine.error, engine.updated_at, domain)
 
 
@@ -237,8 +239,9 @@ def role_rows(leadership: Election | Solo) -> list[list[str]]:
     return [["Role", "replica"], ["Primary", leadership.primary or ""]]
 
 
-def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = False) -> dict:
-    """`GET /info`: cluster totals and classic Swarm's SystemStatus rows."""
+def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = False) -> bytes:
+    """`GET /info` (JSON): cluster totals and classic Swarm's SystemStatus rows, each node's rows
+    encoded once per change of that node."""
     validated = cluster.validated()
     engines = cluster.listed_engines()
     total, running, paused, stopped = (sum(n) for n in zip((0, 0, 0, 0), *(e.containers.counts() for e in validated)))
@@ -249,14 +252,8 @@ def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = Fals
         ["Multi-host networking", overlay.summary(view, validated)],
         ["Nodes", str(len(engines))],
     ]
-    moves = cluster.state.items("reschedule")
-    for engine in engines:
-        status += _node_rows(cluster, engine, view)
-        waiting = pending_summary(moves, engine) if moves else ""
-        if waiting:
-            status.append(["  └ Rescheduling", waiting])
     uname = platform.uname()
-    return {
+    body = {
         "ID": "", "Containers": total, "ContainersRunning": running, "ContainersPaused": paused,
         "ContainersStopped": stopped, "Images": sum(len(e.images) for e in validated),
         "Driver": "", "DriverStatus": None, "SystemStatus": status,
@@ -276,6 +273,16 @@ def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = Fals
                   "ControlAvailable": False, "Error": "", "RemoteManagers": None},
         "LiveRestoreEnabled": False, "Warnings": None,
     }
+    head, _, tail = encode(body).partition(b'"SystemStatus":' + encode(status))
+    moves = cluster.state.items("reschedule")
+    rows = [encode(status)[1:-1]]
+    for engine in engines:
+        rows.append(_node_rows(cluster, engine, view))
+        waiting = pending_summary(moves, engine) if moves else ""
+        if waiting:
+            rows.append(encode(["  └ Rescheduling", waiting]))
+    rows = b",".join(rows)
+    return head + b'"SystemStatus":[' + rows + b"]" + tail + b"\n"
 
 
 def version(experimental: bool = False) -> dict:

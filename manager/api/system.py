@@ -27,7 +27,8 @@ async def version(call: Call) -> web.Response:
 
 
 async def info(call: Call) -> web.Response:
-    return json_response(render.info(call.cluster, render.role_rows(call.leadership), call.experimental))
+    return web.Response(body=render.info(call.cluster, render.role_rows(call.leadership), call.experimental),
+                        content_type="application/json")
 
 
 async def auth(call: Call) -> web.StreamResponse:

@@ -107,10 +107,11 @@ class Container:
 
 # ---- building records --------------------------------------------------------------------------
 class Interner:
-    """Equal label maps and strings shared between records (containers of one app look alike)."""
+    """Equal label maps and scheduler views shared between records (containers of one app look alike)."""
 
     def __init__(self) -> None:
         self._labels: dict[tuple, Mapping[str, str]] = {}
+        self._views: dict[tuple, ContainerInfo] = {}
 
     def labels(self, labels: Mapping[str, str] | None) -> Mapping[str, str]:
         if not labels:
@@ -123,24 +124,34 @@ class Interner:
             shared = self._labels[key] = {sys.intern(k): sys.intern(v) for k, v in labels.items()}
         return shared
 
+    def listed_view(self, cid: str, name: str, image: str, labels: Mapping[str, str], network_mode: str,
+                    ports: tuple[PortBinding, ...]) -> ContainerInfo:
+        """The scheduler's view of a listed container: its rules parsed once per distinct
+        (image, labels, network mode); the ID, name and published ports its own."""
+        key = (image, id(labels), network_mode)
+        template = self._views.get(key)
+        if template is None:
+            if len(self._views) > 100_000:
+                self._views.clear()
+            body = {"Image": image, "Labels": labels, "HostConfig": {"NetworkMode": network_mode}}
+            template = self._views[key] = _scheduler_view("", "", body)
+        return ContainerInfo(id=cid, names=(name,), image=template.image, labels=template.labels,
+                             port_bindings=ports, network_mode=template.network_mode,
+                             exposed_ports=template.exposed_ports, cpus=template.cpus, memory=template.memory)
+
 
 def _encode(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def _scheduler_view(cid: str, name: str, body: dict, ports: tuple[PortBinding, ...] | None) -> ContainerInfo:
-    """A create-shaped body as the scheduler sees it; `ports` (from a list row) replace the body's."""
+def _scheduler_view(cid: str, name: str, body: dict) -> ContainerInfo:
+    """A create-shaped body as the scheduler sees it."""
     try:
-        info = ContainerSpec.from_create_body(body, name).as_container(cid)
+        return ContainerSpec.from_create_body(body, name).as_container(cid)
     except SchedulerError:  # made outside Shoal with labels we cannot read: no rules, no reservations
-        info = ContainerInfo(id=cid, names=(name,), image=body.get("Image", ""),
+        return ContainerInfo(id=cid, names=(name,), image=body.get("Image", ""),
                              labels=body.get("Labels") or {},
                              network_mode=(body.get("HostConfig") or {}).get("NetworkMode") or "default")
-    if ports is not None:
-        info = ContainerInfo(id=info.id, names=info.names, image=info.image, labels=info.labels,
-                             port_bindings=ports, network_mode=info.network_mode,
-                             exposed_ports=info.exposed_ports, cpus=info.cpus, memory=info.memory)
-    return info
 
 
 def _ps_ports(bindings: Mapping[str, Any], node_ip: str) -> list[dict]:
@@ -199,7 +210,7 @@ def from_inspect(body: dict, node_name: str, node_ip: str, interner: Interner,
         created=created, labels=labels, state=state, network_mode=sys.intern(network_mode),
         networks=_attachments(networks),
         mounts=tuple((m.get("Name", ""), m.get("Destination", "")) for m in mounts),
-        info=_scheduler_view(cid, name, dict(config, HostConfig=host), None),
+        info=_scheduler_view(cid, name, dict(config, HostConfig=host)),
         summary=_summary(cid, node_name, name, row),
         inspected=zlib.compress(raw if raw is not None else _encode(body), 1))
 
@@ -244,13 +255,12 @@ def from_list_row(row: dict, node_name: str, node_ip: str, interner: Interner, n
                    "Command": row.get("Command", ""), "Created": int(created), "Ports": ports,
                    "Labels": labels, "State": status, "HostConfig": {"NetworkMode": network_mode},
                    "NetworkSettings": {"Networks": networks}, "Mounts": mounts}
-    body = {"Image": row.get("Image", ""), "Labels": labels, "HostConfig": {"NetworkMode": network_mode}}
     return Container(
         id=cid, name=name, image=sys.intern(row.get("Image", "")), image_id=sys.intern(row.get("ImageID", "")),
         created=created, labels=labels, state=state, network_mode=sys.intern(network_mode),
         networks=_attachments(networks),
         mounts=tuple((m.get("Name", ""), m.get("Destination", "")) for m in mounts),
-        info=_scheduler_view(cid, name, body, tuple(published)),
+        info=interner.listed_view(cid, name, row.get("Image", ""), labels, network_mode, tuple(published)),
         summary=_summary(cid, node_name, name, summary_row))
 
 

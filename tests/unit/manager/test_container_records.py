@@ -113,3 +113,21 @@ def test_a_big_ps_answer_comes_in_chunks_that_join_to_the_whole_list():
     rows = json.loads(b"".join(chunks))
     assert [r["Names"][0] for r in rows[:3]] == ["/node1/c0", "/node1/c1", "/node1/c2"]
     assert len(rows) == 2000 and {r["Status"] for r in rows} == {"Up 3 minutes"}
+
+
+def test_info_splices_each_nodes_encoded_rows_into_one_document():
+    engines = []
+    for n in (1, 2):
+        e = Engine(f"10.0.0.{n}:2375", None, EngineOptions(), notify=lambda *_: None, is_duplicate=lambda _: None)
+        e.name, e.id, e.state, e.cpus, e.memory = f"node{n}", f"ID{n}|10.0.0.{n}:2375", "Healthy", 2, 2**30
+        row = list_row(f"{n:064x}", f"c{n}", "running", "Up 3 minutes")
+        e._store(row["Id"], from_list_row(row, e.name, e.ip, e.containers.interner, NOW))
+        engines.append(e)
+    cluster = Cluster(Scheduler(), EngineOptions())
+    cluster.engines = {e.addr: e for e in engines}
+    info = json.loads(render.info(cluster, [["Role", "primary"]]))
+    rows = info["SystemStatus"]
+    assert rows[:4] == [["Role", "primary"], ["Strategy", "spread"], ["Filters", rows[2][1]], ["Nodes", "2"]]
+    assert [r for r in rows if r[0] == "  └ Status"] == [["  └ Status", "Healthy"]] * 2
+    assert [r[1] for r in rows if r[0] == "  └ Containers"] == ["1 (1 Running, 0 Paused, 0 Stopped)"] * 2
+    assert (info["Containers"], info["ContainersRunning"], info["NCPU"]) == (2, 2, 4)

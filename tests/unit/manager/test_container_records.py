@@ -131,3 +131,42 @@ def test_info_splices_each_nodes_encoded_rows_into_one_document():
     assert [r for r in rows if r[0] == "  └ Status"] == [["  └ Status", "Healthy"]] * 2
     assert [r[1] for r in rows if r[0] == "  └ Containers"] == ["1 (1 Running, 0 Paused, 0 Stopped)"] * 2
     assert (info["Containers"], info["ContainersRunning"], info["NCPU"]) == (2, 2, 4)
+
+
+async def test_a_placement_on_an_engine_known_from_its_listing_only_inspects_it_first(monkeypatch):
+    """node1 looks empty from its listing, but its container reserves 1.5 GiB: once inspected, a
+    1 GiB container goes to node2 instead."""
+    engines = []
+    for n in (1, 2):
+        e = Engine(f"10.0.0.{n}:2375", None, EngineOptions(), notify=lambda *_: None, is_duplicate=lambda _: None)
+        e.name, e.id, e.state, e.cpus, e.memory = f"node{n}", f"ID{n}|10.0.0.{n}:2375", "Healthy", 2, 2 * 2**30
+        engines.append(e)
+    node1, node2 = engines
+    row = list_row("1" * 64, "big", "running", "Up 3 minutes")
+    node1._store(row["Id"], from_list_row(row, node1.name, node1.ip, node1.containers.interner, NOW))
+    node1._to_inspect[row["Id"]] = None
+    small = inspect_doc("2" * 64, "small", {})
+    small["HostConfig"] = {"Memory": 2**29}
+    node2._store(small["Id"], node2.record_of(small))
+    inspected = []
+
+    async def inspect_listed() -> None:
+        doc = dict(inspect_doc(row["Id"], "big", {}), HostConfig={"Memory": 3 * 2**29})
+        node1._store(doc["Id"], node1.record_of(doc))
+        node1._to_inspect.clear()
+        inspected.append(node1.name)
+
+    async def create_on(engine, body, name, auth):
+        return {"Id": engine.name}
+
+    async def refresh(cid):
+        return None
+
+    monkeypatch.setattr(node1, "inspect_listed", inspect_listed)
+    for e in engines:
+        monkeypatch.setattr(e, "refresh_container", refresh)
+    cluster = Cluster(Scheduler(), EngineOptions())
+    cluster.engines = {e.addr: e for e in engines}
+    monkeypatch.setattr(cluster, "_create_on", create_on)
+    engine, _ = await cluster.create_container({"Image": "busybox", "HostConfig": {"Memory": 2**30}}, None, None)
+    assert inspected == ["node1"] and engine is node2

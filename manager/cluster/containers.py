@@ -178,9 +178,20 @@ def command_line(path: str, args: list[str]) -> str:
     return " ".join([path, *(f"'{a}'" if " " in a else a for a in args)]).strip()
 
 
-def _summary(cid: str, node_name: str, name: str, row: dict) -> bytes:
-    head = {"Id": cid, "Names": [f"/{node_name}/{name}"], **row}
-    return _encode(head)[:-1]
+def _record(cid: str, node_name: str, name: str, image: str, image_id: str, command: str, created: float,
+            ports: list[dict], labels: Mapping[str, str], state: State, network_mode: str,
+            networks: Mapping[str, Any], mounts: list[dict], info: ContainerInfo,
+            inspected: bytes | None) -> Container:
+    """A record and its `ps` row, named `/node/name` like classic Swarm."""
+    row = {"Id": cid, "Names": [f"/{node_name}/{name}"], "Image": image, "ImageID": image_id,
+           "Command": command, "Created": int(created), "Ports": ports, "Labels": labels,
+           "State": state.status, "HostConfig": {"NetworkMode": network_mode},
+           "NetworkSettings": {"Networks": networks}, "Mounts": mounts}
+    return Container(
+        id=cid, name=name, image=sys.intern(image), image_id=sys.intern(image_id), created=created,
+        labels=labels, state=state, network_mode=sys.intern(network_mode), networks=_attachments(networks),
+        mounts=tuple((m.get("Name", ""), m.get("Destination", "")) for m in mounts),
+        info=info, summary=_encode(row)[:-1], inspected=inspected)
 
 
 def from_inspect(body: dict, node_name: str, node_ip: str, interner: Interner,
@@ -200,19 +211,12 @@ def from_inspect(body: dict, node_name: str, node_ip: str, interner: Interner,
                   finished=parse_time(raw_state.get("FinishedAt")),
                   health=sys.intern((raw_state.get("Health") or {}).get("Status") or ""))
     created = parse_time(body.get("Created")) or 0.0
-    row = {"Image": config.get("Image", ""), "ImageID": body.get("Image", ""),
-           "Command": command_line(body.get("Path", ""), body.get("Args") or []),
-           "Created": int(created), "Ports": _ps_ports(settings.get("Ports") or {}, node_ip),
-           "Labels": labels, "State": state.status, "HostConfig": {"NetworkMode": network_mode},
-           "NetworkSettings": {"Networks": networks}, "Mounts": mounts}
-    return Container(
-        id=cid, name=name, image=sys.intern(config.get("Image", "")), image_id=sys.intern(body.get("Image", "")),
-        created=created, labels=labels, state=state, network_mode=sys.intern(network_mode),
-        networks=_attachments(networks),
-        mounts=tuple((m.get("Name", ""), m.get("Destination", "")) for m in mounts),
-        info=_scheduler_view(cid, name, dict(config, HostConfig=host)),
-        summary=_summary(cid, node_name, name, row),
-        inspected=zlib.compress(raw if raw is not None else _encode(body), 1))
+    return _record(
+        cid, node_name, name, config.get("Image", ""), body.get("Image", ""),
+        command_line(body.get("Path", ""), body.get("Args") or []), created,
+        _ps_ports(settings.get("Ports") or {}, node_ip), labels, state, network_mode, networks, mounts,
+        _scheduler_view(cid, name, dict(config, HostConfig=host)),
+        zlib.compress(raw if raw is not None else _encode(body), 1))
 
 
 def from_list_row(row: dict, node_name: str, node_ip: str, interner: Interner, now: float) -> Container:
@@ -251,17 +255,10 @@ def from_list_row(row: dict, node_name: str, node_ip: str, interner: Interner, n
     networks = (row.get("NetworkSettings") or {}).get("Networks") or {}
     mounts = [{k: m.get(k) for k in MOUNT_KEYS if k in m} for m in row.get("Mounts") or []]
     created = float(row.get("Created") or 0)
-    summary_row = {"Image": row.get("Image", ""), "ImageID": row.get("ImageID", ""),
-                   "Command": row.get("Command", ""), "Created": int(created), "Ports": ports,
-                   "Labels": labels, "State": status, "HostConfig": {"NetworkMode": network_mode},
-                   "NetworkSettings": {"Networks": networks}, "Mounts": mounts}
-    return Container(
-        id=cid, name=name, image=sys.intern(row.get("Image", "")), image_id=sys.intern(row.get("ImageID", "")),
-        created=created, labels=labels, state=state, network_mode=sys.intern(network_mode),
-        networks=_attachments(networks),
-        mounts=tuple((m.get("Name", ""), m.get("Destination", "")) for m in mounts),
-        info=interner.listed_view(cid, name, row.get("Image", ""), labels, network_mode, tuple(published)),
-        summary=_summary(cid, node_name, name, summary_row))
+    image = row.get("Image", "")
+    return _record(cid, node_name, name, image, row.get("ImageID", ""), row.get("Command", ""), created,
+                   ports, labels, state, network_mode, networks, mounts,
+                   interner.listed_view(cid, name, image, labels, network_mode, tuple(published)), None)
 
 
 # ---- the cache ---------------------------------------------------------------------------------

@@ -438,13 +438,7 @@ class Engine(Addressed):
                 urgent.append(cid)
             else:
                 self._to_inspect[cid] = None
-        sem = asyncio.Semaphore(8)
-
-        async def inspect(cid: str) -> None:
-            async with sem:
-                await self.refresh_container(cid)
-
-        await asyncio.gather(*(inspect(cid) for cid in urgent))
+        await self._inspect_now(urgent)
         await self.refresh_images()
         await self.refresh_networks()
         self.updated_at = time.time()
@@ -458,13 +452,16 @@ class Engine(Addressed):
 
     async def inspect_listed(self) -> None:
         """Inspect every container known from a listing only, now (before a placement here)."""
+        await self._inspect_now(list(self._to_inspect))
+
+    async def _inspect_now(self, cids: list[str]) -> None:
         sem = asyncio.Semaphore(8)
 
         async def inspect(cid: str) -> None:
             async with sem:
                 await self.refresh_container(cid)
 
-        await asyncio.gather(*(inspect(cid) for cid in list(self._to_inspect)))
+        await asyncio.gather(*(inspect(cid) for cid in cids))
 
     async def _inspect_listed(self) -> None:
         """Inspect the containers known from a listing only in the background, a few at a time

@@ -84,6 +84,7 @@ class Cluster:
         self._exec_owner: dict[str, str] = {}  # exec ID -> engine address, oldest first
         self._newest_first: tuple[tuple, list[tuple[Engine, Container]]] = ((), [])
         self._overlay: tuple[tuple, OverlayView] | None = None
+        self._id_owners: dict[str, Engine] = {}  # Docker engine ID -> the engine that has it
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -147,13 +148,14 @@ class Cluster:
         return next((e for e in self.engines.values() if e.id == engine_id), None)
 
     def _duplicate_of(self, engine: Engine) -> str | None:
+        """Why `engine` is refused: another engine of the cluster got its Docker ID first."""
         docker_id = engine.id.split("|")[0]
-        for other in self.engines.values():
-            # any other engine that got this ID first (validated or validating), not another duplicate
-            if other is not engine and other.id.split("|")[0] == docker_id \
-                    and not other.error.startswith("ID duplicated"):
-                return (f"ID duplicated. {docker_id} shared by this node {engine.addr} "
-                        f"and another node {other.addr}")
+        owner = self._id_owners.get(docker_id)
+        if owner is not None and owner is not engine and self.engines.get(owner.addr) is owner \
+                and owner.id.split("|")[0] == docker_id:
+            return (f"ID duplicated. {docker_id} shared by this node {engine.addr} "
+                    f"and another node {owner.addr}")
+        self._id_owners[docker_id] = engine
         return None
 
     def listed_engines(self) -> list[Engine]:

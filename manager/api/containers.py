@@ -60,11 +60,11 @@ async def inspect(call: Call) -> web.Response:
         container = await engine.refresh_container(container.id)
         if container is None:
             raise not_found("container", call.args["ref"])
-    body = container.inspect()
+    body = render.inspect_json(engine, container)
     if body is None:
         raise ApiError(500, f"Container {call.args['ref']} running on unhealthy node {engine.name} "
                             "has not been inspected yet")
-    return web.Response(body=render.inspect_json(engine, body), content_type="application/json")
+    return web.Response(body=body, content_type="application/json")
 
 
 async def act(call: Call) -> web.StreamResponse:

@@ -1,6 +1,7 @@
 """What the manager answers from its cache: `docker ps` rows, `docker inspect`, `docker info`, version."""
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -184,8 +185,16 @@ def node_json(engine: Engine) -> dict:
             "Cpus": engine.cpus, "Memory": engine.memory, "Labels": engine.all_labels}
 
 
-def inspect_json(engine: Engine, body: dict) -> bytes:
-    """`docker inspect` of a cached inspect document, plus `Node`, ports shown at the node's address."""
+def inspect_json(engine: Engine, container: Container) -> bytes | None:
+    """`docker inspect` of a cached container, plus `Node`, ports shown at the node's address (None
+    while it has only been listed). The last few renderings are kept: a record never changes, and
+    a client that inspects a container tends to do it again."""
+    return _inspect_json(engine, container, engine.generation) if container.inspected is not None else None
+
+
+@functools.lru_cache(maxsize=256)
+def _inspect_json(engine: Engine, container: Container, generation: int) -> bytes:
+    body = container.inspect()
     for bindings in ((body.get("NetworkSettings") or {}).get("Ports") or {}).values():
         for b in bindings or []:
             if b.get("HostIp") in UNSPECIFIED_IPS:

@@ -497,7 +497,8 @@ class Engine(Addressed):
     async def _validate(self) -> bool:
         """Read info and version; True when the engine is usable and not a duplicate."""
         try:
-            info, version = await asyncio.gather(self.get_json("/info"), self.get_json("/version"))
+            info = await self.get_json("/info")  # one after the other: a failure's error text stays
+            version = await self.get_json("/version")
         except (ApiError, ValueError) as exc:
             self.error = getattr(exc, "message", str(exc))
             if self.options.tls is None and PLAIN_TO_TLS in self.error:

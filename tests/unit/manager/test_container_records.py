@@ -127,7 +127,7 @@ def test_info_splices_each_nodes_encoded_rows_into_one_document():
     cluster.engines = {e.addr: e for e in engines}
     info = json.loads(render.info(cluster, [["Role", "primary"]]))
     rows = info["SystemStatus"]
-    assert rows[:4] == [["Role", "primary"], ["Strategy", "spread"], ["Filters", rows[2][1]], ["Nodes", "2"]]
+    assert rows[:2] == [["Role", "primary"], ["Strategy", "spread"]] and ["Nodes", "2"] in rows
     assert [r for r in rows if r[0] == "  └ Status"] == [["  └ Status", "Healthy"]] * 2
     assert [r[1] for r in rows if r[0] == "  └ Containers"] == ["1 (1 Running, 0 Paused, 0 Stopped)"] * 2
     assert (info["Containers"], info["ContainersRunning"], info["NCPU"]) == (2, 2, 4)

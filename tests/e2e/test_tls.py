@@ -15,9 +15,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from lab.daemons import REPO
+from lab.daemons import REPO, start_manager as spawn_manager
 from lab.lifecycle import down
-from lab.procs import free_port
+from lab.procs import free_port, stop
 from lab.state import LabState, load
 from lab.tls import docker_cert_path, kv_flags, make_tls
 from tests.e2e.test_lab import side_lab
@@ -183,6 +183,28 @@ def test_a_mixed_fleet_is_refused_per_node(tls_lab, lab, tmp_path):
     finally:
         plain.stop()
         secure.stop()
+
+
+def test_tls_without_verify_encrypts_only(tls_lab, tmp_path):
+    """`--tls` alone: the manager checks no client certificate and no engine certificate (classic's
+    InsecureSkipVerify), but still shows its own pair to the engines, which require one."""
+    paths, listen = tls_lab.tls_paths, f"127.0.0.1:{free_port()}"
+    proc = spawn_manager(listen, "nodes://" + ",".join(tls_lab.engines),
+                         ["--tls", "--tlscert", paths.server_cert, "--tlskey", paths.server_key],
+                         tmp_path / "tls-only.log")
+    try:
+        # a client pair from a CA nobody here trusts: neither side checks the other
+        strangers = docker_cert_path(os.path.dirname(make_tls(str(tmp_path / "strangers")).ca))
+        env = dict(client_env(listen, None), DOCKER_CERT_PATH=strangers)
+        deadline = time.monotonic() + 20
+        while "Status: Healthy" not in (info := run("docker", "--tls", "info", env=env, check=False)).stdout:
+            assert time.monotonic() < deadline, info.stderr + (tmp_path / "tls-only.log").read_text()
+            time.sleep(0.3)
+        assert run("docker", "--tls", "run", "--rm", "busybox", "echo", "encrypted", env=env).stdout == "encrypted\n"
+        plain = run("docker", "info", env=env, check=False)
+        assert "Client sent an HTTP request to an HTTPS server." in plain.stderr
+    finally:
+        stop([proc])
 
 
 def test_replicas_forward_to_the_primary_over_tls(tls_lab, tmp_path):

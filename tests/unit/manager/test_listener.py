@@ -130,3 +130,11 @@ async def test_the_catch_all_500_carries_a_request_id_that_is_logged(api, monkey
     assert len(request_id) == 12
     assert body["message"].endswith("KeyError: 'Version'")
     assert f"internal error request_id={request_id} method=GET path=/version" in caplog.text
+
+
+@pytest.mark.parametrize("what", ["containers", "images", "networks", "volumes"])
+async def test_prune_filters_are_checked_before_any_engine_is_asked(api, what):
+    status, body = await exchange(api, f"POST /v1.41/{what}/prune?filters=%7B%22until%22%3A5%7D HTTP/1.1\r\n"
+                                       "Host: x\r\nContent-Length: 0\r\n\r\n".encode())
+    assert (status, body["message"]) == (400, "invalid filter '{\"until\":5}': until: expected an array of "
+                                              "strings or an object of booleans, got 5")

@@ -19,7 +19,8 @@ Checked on the dev machine (kernel 6.18, cgroup v1 hybrid, ext4 root, iptables-n
 dockerd 20.10.24): the defaults work, so no storage/iptables flags are passed: overlay2 on
 the ext4 data-root, cgroupfs driver, iptables NAT inside each netns (`-p 8080:80` answers on
 the node address from the host), userland proxy for loopback. Only `--tls=false` (avoids
-dockerd's 15 s start delay for an unencrypted TCP host) and `shutdown-timeout: 2` (a fast
+dockerd's 15 s start delay for an unencrypted TCP host; with `up --tls`, `--tlsverify` and the node's own
+certificate on port 2376 instead) and `shutdown-timeout: 2` (a fast
 `down`) are added. Quirks: Debian's busybox `nc` has no `-k` (a persistent listener is
 `nc -ll -p 80 -e ...`); the relative cgroup parent lands under dockerd's own cgroup, which
 on the dev VM differs per hierarchy (memory is /process_api/<id>/shoal-...), so containers

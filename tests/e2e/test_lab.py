@@ -109,8 +109,18 @@ def test_status_reports_everything_up(lab: LabState) -> None:
     assert all(ok for _, _, ok in rows)
 
 
-def assert_nothing_left(state: LabState) -> None:
-    """No process, namespace, link, mount, cgroup or dir of `state` survives."""
+def vxlan_in_host() -> set[str]:
+    """The VXLAN devices of the host's own network namespace (dockerd makes one per overlay in the
+    node's namespace and moves it into the overlay's own)."""
+    return {line.split(":")[1].strip().split("@")[0]
+            for line in run("ip", "-o", "link", "show", "type", "vxlan").stdout.splitlines()}
+
+
+def assert_nothing_left(state: LabState, vxlan_before: set[str] | None = None) -> None:
+    """No process, namespace, link, mount, cgroup or dir of `state` survives: with multi-host
+    networking also no swarm state (it is in the data-roots), no overlay namespace (nsfs files
+    under the exec-roots) and, when `vxlan_before` was taken before `up`, no new VXLAN device in
+    the host's namespace."""
     assert not [n.dockerd for n in state.nodes if n.dockerd and n.dockerd.alive()]
     assert not [p for p in state.procs.values() if p.alive()]
     assert not procs_using([Path(n.run_dir) for n in state.nodes], ("dockerd", "containerd"))
@@ -122,6 +132,8 @@ def assert_nothing_left(state: LabState) -> None:
     assert not [d for n in state.nodes for d in cgroup_dirs(n.cgroup)]
     assert not Path(state.dir).exists() and not Path(state.run_dir).exists()
     assert load(state.name, E2E_SPEC.root) is None
+    if vxlan_before is not None:
+        assert vxlan_in_host() <= vxlan_before
 
 
 def test_down_leaves_nothing(lab: LabState) -> None:

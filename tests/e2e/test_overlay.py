@@ -18,24 +18,18 @@ import pytest
 from discovery import from_url
 from lab import lifecycle
 from lab.daemons import start_agent
-from lab.procs import run, stop
+from lab.procs import stop
 from lab.state import LabState
-from tests.e2e.test_lab import assert_nothing_left, side_lab
+from tests.e2e.test_lab import assert_nothing_left, side_lab, vxlan_in_host
 from tests.support.manager import Manager, start_manager
 
 CLIS = ("docker", "/usr/bin/docker")  # 28 and 20.10
 
 
-def vxlan_links() -> set[str]:
-    """The VXLAN devices of the host's own network namespace."""
-    return {line.split(":")[1].strip().split("@")[0]
-            for line in run("ip", "-o", "link", "show", "type", "vxlan").stdout.splitlines()}
-
-
 @contextlib.contextmanager
 def overlay_lab(suffix: str, offset: int, **options: object) -> Iterator[LabState]:
     """A side lab with multi-host networking; `down` must leave nothing of it, VXLAN links included."""
-    before = vxlan_links()
+    before = vxlan_in_host()
     spec = side_lab(suffix, offset, **options)
     lifecycle.down(spec.name, spec.root)  # leftovers of an interrupted session
     state = lifecycle.up(spec)
@@ -43,8 +37,7 @@ def overlay_lab(suffix: str, offset: int, **options: object) -> Iterator[LabStat
         yield state
     finally:
         lifecycle.down(spec.name, spec.root)
-        assert_nothing_left(state)
-        assert vxlan_links() <= before
+        assert_nothing_left(state, before)
 
 
 def direct(engine: str, *args: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.archives import image_archive
 from lab.daemons import REPO, shoal_command
 from lab.procs import wait_until
 from tests.e2e.test_membership import engine_stopped
@@ -85,7 +86,8 @@ def test_file_discovery_created_after_the_manager_and_list(lab, tmp_path: Path):
 
 def test_createretry_tries_the_next_best_node(lab, tmp_path: Path):
     """swarm.createretry=1: a create the chosen node fails (its engine just died, not yet Unhealthy)
-    is made on the next best node; without it the user gets the engine's error."""
+    is made on the next best node; without it the user gets the engine's error. (And a load while
+    that node is down lands on the others and says which node failed.)"""
     discovery = "nodes://" + ",".join(lab.engines)
     keep_healthy = ("--engine-failure-retry", "100")
     retrying = start_manager(discovery, *keep_healthy, "--cluster-opt", "swarm.createretry=1", healthy=3,
@@ -101,6 +103,14 @@ def test_createretry_tries_the_next_best_node(lab, tmp_path: Path):
             assert failed.returncode == 125 and "Cannot connect to the Docker daemon" in failed.stderr
             assert retrying.healthy_count() == 3  # still counted Healthy: the retry did the work
             retrying.docker("rm", "-f", cid)
+            # the same dead-but-Healthy node during a load: the others load it, the stream ends with node1's error
+            archive = tmp_path / "image.tar"
+            archive.write_bytes(b"".join(image_archive("partial:1")))
+            loaded = retrying.docker("load", "-i", str(archive), check=False)
+            assert loaded.returncode == 1
+            assert "node2: Loaded image: partial:1" in loaded.stdout and "node3: Loaded image: partial:1" in loaded.stdout
+            assert "node1: Cannot connect to the Docker daemon" in loaded.stderr
+            retrying.docker("rmi", "partial:1")
     finally:
         retrying.stop()
         plain.stop()

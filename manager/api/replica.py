@@ -13,7 +13,7 @@ from manager.api.proxy import hijack, is_upgrade, proxy
 from manager.cluster.peer import Peer, PrimaryUnreachable
 from manager.errors import ApiError
 
-LOCAL = frozenset({"/_ping", "/version", "/info"})
+LOCAL = frozenset({"/_ping", "/version", "/info", "/metrics"})  # /metrics: this process's own
 EXTRA_WAIT = 5.0  # beyond the TTL: how long a request waits for a primary before a 503
 
 

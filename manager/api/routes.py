@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
@@ -19,6 +21,7 @@ from manager.api.dashboard import handlers as dash
 from manager.api.jsonio import MAX_BODY, error_response
 from manager.cluster.cluster import Cluster
 from manager.cluster.leader import Election, Solo
+from manager.cluster.metrics import API_SECONDS
 from manager.errors import ApiError
 from scheduler import NoFit, SchedulerError
 from shoal.version import API_VERSION
@@ -37,6 +40,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET|HEAD", r"/_ping", sysh.ping),
     ("GET", r"/version", sysh.version),
     ("GET", r"/info", sysh.info),
+    ("GET", r"/metrics", sysh.metrics),
     ("GET", r"/events", sysh.events),
     ("POST", r"/auth", sysh.auth),
     ("GET", r"/system/df", sysh.disk_usage),
@@ -88,7 +92,21 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", rf"/volumes/{NAME}", vol.inspect),
     ("DELETE", rf"/volumes/{NAME}", vol.remove),
 ]
-COMPILED = [(frozenset(m.split("|")), re.compile(p + "$"), h) for m, p, h in ROUTES]
+
+
+def route_template(pattern: str) -> str:
+    """`/containers/(?P<ref>...)/json` -> `/containers/{ref}/json`: a route as metrics label it."""
+    while (start := pattern.find("(?P<")) >= 0:
+        depth = 0
+        for end in range(start, len(pattern)):  # the group's own closing parenthesis
+            depth += {"(": 1, ")": -1}.get(pattern[end], 0)
+            if depth == 0:
+                break
+        pattern = pattern[:start] + "{" + pattern[start + 4:pattern.index(">", start)] + "}" + pattern[end + 1:]
+    return pattern.replace("(?:", "(").replace("}?", "}").replace("\\", "")
+
+
+COMPILED = [(frozenset(m.split("|")), re.compile(p + "$"), h, route_template(p)) for m, p, h in ROUTES]
 VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
 # Docker API resources Shoal does not serve, and why (the 501 says it); other unmatched paths under
 # a Docker resource are "not implemented yet", anything else is a 404.
@@ -107,14 +125,15 @@ DOCKER_RESOURCES = {"containers", "images", "networks", "volumes", "exec", "buil
                     "distribution", "auth", "commit"}
 
 
-def resolve(method: str, path: str) -> tuple[Handler, dict[str, str]]:
-    """The handler for a (version-less) path, or an ApiError saying why there is none."""
+def resolve(method: str, path: str) -> tuple[Handler, dict[str, str], str]:
+    """The handler for a (version-less) path, its arguments and its route template, or an
+    ApiError saying why there is none."""
     allowed = False
-    for methods, pattern, handler in COMPILED:
+    for methods, pattern, handler, template in COMPILED:
         match = pattern.match(path)
         if match:
             if method in methods:
-                return handler, match.groupdict()
+                return handler, match.groupdict(), template
             allowed = True
     for pattern, reason in NOT_SERVED:
         if pattern.fullmatch(path):
@@ -137,6 +156,27 @@ CORS_HEADERS = {
 }
 
 
+ROUTE_KEY = web.RequestKey("route", str)
+METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"}
+
+
+@web.middleware
+async def measure(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                  ) -> web.StreamResponse:
+    """API request latency by method, route template and status (`aborted`: the client left)."""
+    began, status = time.perf_counter(), "aborted"
+    try:
+        response = await handler(request)
+        status = str(response.status)
+        return response
+    except web.HTTPException as exc:
+        status = str(exc.status)
+        raise
+    finally:
+        method = request.method if request.method in METHODS else "other"
+        API_SECONDS.labels(method, request.get(ROUTE_KEY, "unmatched"), status).observe(time.perf_counter() - began)
+
+
 def build_app(cluster: Cluster, leadership: Election | Solo | None = None, cors: bool = False,
               experimental: bool = False) -> web.Application:
     """The aiohttp application: every path goes through `dispatch`; with `cors`, classic Swarm's
@@ -151,8 +191,9 @@ def build_app(cluster: Cluster, leadership: Election | Solo | None = None, cors:
             return web.Response(status=200)
         try:
             if not leadership.is_primary and path not in replica.LOCAL:
+                request[ROUTE_KEY] = "forwarded to the primary"
                 return await replica.forward(Call(request, cluster, path, version, {}, leadership))
-            handler, args = resolve(request.method, path)
+            handler, args, request[ROUTE_KEY] = resolve(request.method, path)
             call = Call(request, cluster, path, version, args, leadership, experimental)
             return await handler(call)
         except ApiError as exc:
@@ -178,7 +219,7 @@ def build_app(cluster: Cluster, leadership: Election | Solo | None = None, cors:
             if cors:
                 response.headers.update(CORS_HEADERS)
 
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[measure])
     app.on_response_prepare.append(api_headers)
     app.router.add_route("*", "/{tail:.*}", dispatch)
     return app

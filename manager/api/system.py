@@ -13,6 +13,7 @@ from manager.api.jsonio import encode, json_response, parse_filters, read_model
 from manager.api.models import AuthBody
 from manager.api.proxy import proxy
 from manager.cluster.engine import Engine
+from manager.cluster.metrics import CONTENT_TYPE, exposition
 from manager.errors import ApiError
 
 
@@ -64,6 +65,12 @@ def _add_usage(total: dict, engine: Engine, usage: dict) -> None:
         elif all(v["Name"] != volume["Name"] for v in total["Volumes"]):  # a global one, listed once
             total["Volumes"].append(volume)
     total["BuildCache"] += usage.get("BuildCache") or []
+
+
+async def metrics(call: Call) -> web.Response:
+    """`GET /metrics`: Prometheus text format (not a Docker API path; dockerd serves its own
+    metrics on a separate address)."""
+    return web.Response(body=exposition(call.cluster.metrics), headers={"Content-Type": CONTENT_TYPE})
 
 
 EVENT_FILTERS = {

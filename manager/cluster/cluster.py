@@ -16,9 +16,10 @@ import aiohttp
 from discovery.etcd_store import Fence, StoreError
 from manager.cluster.builds import BuildSessions
 from manager.cluster.containers import Container
-from manager.cluster.engine import HEALTHY, PENDING, Engine, EngineOptions
+from manager.cluster.engine import ENGINE_STATES, HEALTHY, PENDING, Engine, EngineOptions
 from manager.cluster.events import EventBus
 from manager.cluster.images import image_matches, pull_on
+from manager.cluster.metrics import ClusterCollector
 from manager.cluster.names import plain_name, split_node_ref
 from manager.cluster.networks import ClusterNetwork, find_network, place_networks
 from manager.cluster.overlay import OverlayView, overlay_view
@@ -72,7 +73,8 @@ class Cluster:
         self.create_retry = create_retry  # `--cluster-opt swarm.createretry`
         self.engines: dict[str, Engine] = {}
         self.events = EventBus()
-        self.placements = PlacementLog()
+        self.placements = PlacementLog(scheduler.strategy_name)
+        self.metrics = ClusterCollector(self.engines, self.nodes, scheduler, ENGINE_STATES)
         self.state = state or MemoryState()
         self.state.listen(self._state_changed)
         self.watchers: list[Callable[[Engine, dict], None]] = []  # engine events, after the cache

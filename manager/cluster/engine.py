@@ -14,12 +14,14 @@ from typing import Any, Callable, Iterator, Protocol, TypeVar
 import aiohttp
 
 from manager.cluster.containers import Container, ContainerCache, from_inspect, from_list_row
+from manager.cluster.metrics import ENGINE_CALL_ERRORS, ENGINE_REFRESHES, EVENT_STREAM_RECONNECTS
 from manager.errors import ApiError, engine_error
 from shoal.version import API_VERSION
 
 log = logging.getLogger("shoal.engine")
 
 PENDING, HEALTHY, UNHEALTHY, DISCONNECTED = "Pending", "Healthy", "Unhealthy", "Disconnected"
+ENGINE_STATES = (PENDING, HEALTHY, UNHEALTHY, DISCONNECTED)
 # A refused or cut connection (a chunked body cut short is a payload error, not a connection one).
 CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError,
                      OSError)
@@ -191,6 +193,11 @@ class Engine(Addressed):
             self._emit("engine_disconnect")
 
     @property
+    def label(self) -> str:
+        """The engine in metrics: its name, or its address until it has one."""
+        return self.name or self.addr
+
+    @property
     def healthy(self) -> bool:
         return self.state == HEALTHY
 
@@ -289,6 +296,7 @@ class Engine(Addressed):
     def record_failure(self, exc: BaseException) -> None:
         """A connection error: after --engine-failure-retry of them a Healthy engine turns Unhealthy."""
         self.failures += 1
+        ENGINE_CALL_ERRORS.labels(self.label).inc()
         self.error = str(exc) or type(exc).__name__
         self._changed()  # the health indicator the scheduler weighs has dropped
         if self.state == HEALTHY and self.failures >= self.options.failure_retry:
@@ -413,8 +421,13 @@ class Engine(Addressed):
 
     async def refresh_all(self) -> None:
         """List containers (inspecting new or changed ones), images and networks."""
-        async with REFRESH_GATE:
-            await self._refresh_all()
+        outcome = "error"
+        try:
+            async with REFRESH_GATE:
+                await self._refresh_all()
+            outcome = "ok"
+        finally:
+            ENGINE_REFRESHES.labels(self.label, outcome).inc()
 
     async def _refresh_all(self) -> None:
         """One listing: vanished containers dropped, new or changed ones cached from their list rows
@@ -527,9 +540,13 @@ class Engine(Addressed):
 
     async def _follow_events(self) -> None:
         """Keep one /events stream open; after any gap, re-list so nothing is missed."""
+        opened = False
         while True:
             try:
                 resp = await self.open("GET", "/events", head=None)  # silent while nothing happens
+                if opened:
+                    EVENT_STREAM_RECONNECTS.labels(self.label).inc()
+                opened = True
                 async with resp:
                     await self.refresh_all()
                     self._become_healthy()

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from manager.cluster.metrics import PLACEMENTS, SCHEDULING_SECONDS
 from scheduler import ContainerSpec, NoFit
 
 RECENT_PLACEMENTS = 50
@@ -28,9 +29,11 @@ class Placement:
 
 
 class PlacementLog:
-    """The last RECENT_PLACEMENTS decisions; `count` grows with every one (a change marker)."""
+    """The last RECENT_PLACEMENTS decisions of one `strategy`; `count` grows with every one (a
+    change marker); each also counts in the placement metrics."""
 
-    def __init__(self, size: int = RECENT_PLACEMENTS) -> None:
+    def __init__(self, strategy: str, size: int = RECENT_PLACEMENTS) -> None:
+        self.strategy = strategy
         self._recent: collections.deque[Placement] = collections.deque(maxlen=size)
         self.count = 0
 
@@ -49,3 +52,5 @@ class PlacementLog:
     def _add(self, placement: Placement) -> None:
         self._recent.append(placement)
         self.count += 1
+        PLACEMENTS.labels(self.strategy, placement.outcome, placement.rule).inc()
+        SCHEDULING_SECONDS.labels(placement.outcome).observe(placement.took_ms / 1000)

@@ -6,7 +6,8 @@ import pytest
 from manager.api import containers as ctr
 from manager.api import images as img
 from manager.api import system as sysh
-from manager.api.routes import resolve, split_version
+from manager.api.dashboard import handlers as dash
+from manager.api.routes import resolve, route_template, split_version
 from manager.errors import ApiError
 
 
@@ -37,9 +38,14 @@ def test_version_prefix_is_optional(raw, version, path):
     ("DELETE", "/images/127.0.0.1:5000/busybox:v1", img.remove, {"image": "127.0.0.1:5000/busybox:v1"}),
     ("POST", "/images/busybox/tag", img.tag, {"image": "busybox"}),
     ("POST", "/images/create", img.pull, {}),
+    ("GET", "/metrics", sysh.metrics, {}),
+    ("GET", "/", dash.root, {}),
+    ("GET", "/dashboard/", dash.page, {}),
+    ("GET", "/dashboard/app.js", dash.page, {"asset": "app.js"}),
+    ("GET", "/dashboard/stream", dash.stream, {}),
 ])
 def test_paths_reach_their_handler(method, path, handler, args):
-    found, groups = resolve(method, path)
+    found, groups, _ = resolve(method, path)
     assert found is handler
     assert {k: v for k, v in groups.items() if v is not None} == args
 
@@ -54,11 +60,24 @@ def test_paths_reach_their_handler(method, path, handler, args):
     ("POST", "/containers/create/extra", 501, "Shoal does not implement POST /containers/create/extra yet"),
     ("PUT", "/containers/json", 501, "Shoal does not implement PUT /containers/json yet"),
     ("GET", "/nonsense", 404, "page not found"),
+    ("GET", "/dashboard/../info", 404, "page not found"),
+    ("POST", "/dashboard/stream", 501, "Shoal does not implement POST /dashboard/stream yet"),
 ])
 def test_unknown_paths_get_a_clear_error(method, path, status, message):
     with pytest.raises(ApiError) as err:
         resolve(method, path)
     assert (err.value.status, err.value.message) == (status, message)
+
+
+@pytest.mark.parametrize("pattern, template", [
+    (r"/containers/(?P<ref>[^/]+(?:/[^/]+)?)/json", "/containers/{ref}/json"),
+    (r"/containers/(?P<ref>[^/]+(?:/[^/]+)?)/(?P<action>start|stop)", "/containers/{ref}/{action}"),
+    (r"/containers/(?P<ref>[^/]+)/(?:logs|top)", "/containers/{ref}/(logs|top)"),
+    (r"/dashboard/(?P<asset>app\.js|style\.css)?", "/dashboard/{asset}"),
+    (r"/_ping", "/_ping"),
+])
+def test_route_templates_label_metrics_without_the_values(pattern, template):
+    assert route_template(pattern) == template
 
 
 async def served(cors: bool):

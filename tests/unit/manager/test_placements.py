@@ -6,7 +6,7 @@ from scheduler import ContainerSpec, NoFit
 
 
 def test_log_keeps_the_last_placements_and_counts_all() -> None:
-    log = PlacementLog(size=3)
+    log = PlacementLog("spread", size=3)
     spec = ContainerSpec.from_create_body({"Image": "busybox"}, "web")
     for k in range(5):
         log.placed("container", spec, f"node{k}", 0.001)

@@ -13,7 +13,7 @@ from agent.join import run_join
 from discovery import Discovery, DiscoveryError, from_url
 from discovery.addresses import is_host_port
 from shoal import logs
-from shoal.flags import UsageError, duration, key_values
+from shoal.flags import UsageError, add_log_format, duration, key_values
 from shoal.tls import add_tls_flags, tls_from_flags
 
 
@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     join = sub.add_parser("join", aliases=["j"], help="Join a docker cluster (keep this host's engine registered)",
                           description="Register the engine at --advertise in discovery and keep it there "
                                       "while it answers /_ping; leave at once on SIGTERM/SIGINT.")
+    add_log_format(join)
     join.add_argument("--advertise", "--addr", default=os.environ.get("SWARM_ADVERTISE", ""),
                       help="address of this host's Docker engine, host:port (env SWARM_ADVERTISE)")
     join.add_argument("--heartbeat", default="60s", help="time between refreshes (default 60s)")

@@ -30,7 +30,7 @@ from manager.cluster.state import ClusterState, EtcdState, FileState
 from manager.cluster.overlay_join import publish_overlay_join
 from scheduler import DEFAULT_FILTERS, Scheduler, SchedulerError
 from shoal import logs
-from shoal.flags import UsageError, duration, integer, key_values
+from shoal.flags import UsageError, add_log_format, duration, integer, key_values
 from shoal.tls import TlsConfig, add_tls_flags, tls_from_flags
 
 log = logging.getLogger("shoal.manage")
@@ -79,6 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="replicate with the other managers on the same etcd discovery: one primary "
                         "(leader election), the others forward to it")
     p.add_argument("--replication-ttl", default="20s", help="leader lock release time on failure")
+    add_log_format(p)
     p.add_argument("--advertise", "--addr", default=os.environ.get("SWARM_ADVERTISE"),
                    help="host:port other managers reach this one at (env SWARM_ADVERTISE; used with "
                         "--replication)")
@@ -219,7 +220,7 @@ async def _serve(config: ManageConfig, source: "discovery.Discovery", state: Clu
         else:
             site = TlsSite(runner, *target, server_tls) if server_tls else web.TCPSite(runner, *target)
         await site.start()
-        log.info("listening on %s tls=%s", host, mode if kind == "tcp" else "off")
+        log.info("listening addr=%s tls=%s", host, mode if kind == "tcp" else "off")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -49,6 +49,14 @@ def add_global_flags(parser: argparse.ArgumentParser) -> None:
                         in ("1", "t", "true"), help="log at debug level (env DEBUG)")
     parser.add_argument("--experimental", action="store_true",
                         help="report experimental features on in `docker info` and `docker version`")
+    add_log_format(parser, None)
+
+
+def add_log_format(parser: argparse.ArgumentParser, default: str | None = argparse.SUPPRESS) -> None:
+    """`--log-format text|json`: global, and again on `manage` and `join` (where it keeps a global
+    choice unless given there too)."""
+    parser.add_argument("--log-format", default=default, metavar="FORMAT",
+                        help="text (key=value) or json, one line per event (default: text)")
 
 
 def key_values(items: list[str], flag: str) -> dict[str, str]:

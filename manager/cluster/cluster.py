@@ -109,7 +109,7 @@ class Cluster:
         wanted = set(addrs)
         for addr in [a for a in self.engines if a not in wanted]:
             engine = self.engines.pop(addr)
-            log.info("engine removed addr=%s name=%s", addr, engine.name)
+            log.info("engine removed addr=%s node=%s", addr, engine.name)
             await engine.stop()
         for addr in sorted(wanted - set(self.engines)):
             log.info("engine added addr=%s", addr)
@@ -378,6 +378,7 @@ class Cluster:
     async def _place_and_create(self, spec: ContainerSpec, name: str | None, auth: str | None,
                                 failed: list[str], replacing: str | None) -> tuple[Engine, dict]:
         swarm_id = spec.labels[SWARM_ID_LABEL]
+        began = time.perf_counter()
         async with self._placement:
             if name and self.name_taken(name, replacing):
                 raise name_conflict(name)
@@ -398,8 +399,8 @@ class Cluster:
         finally:
             self._pending[engine.addr].remove(placeholder)
             self._pending_names.discard(name or "")
-        log.info("container created id=%s name=%s node=%s image=%s", created["Id"][:12], name,
-                 engine.name, spec.image)
+        log.info("container created container=%s name=%s node=%s image=%s took_ms=%.1f", created["Id"][:12],
+                 name, engine.name, spec.image, (time.perf_counter() - began) * 1000)
         return engine, created
 
     async def _create_on(self, engine: Engine, body: dict, name: str | None,

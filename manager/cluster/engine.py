@@ -302,7 +302,7 @@ class Engine(Addressed):
         if self.state == HEALTHY and self.failures >= self.options.failure_retry:
             self.state = UNHEALTHY
             self.updated_at = time.time()
-            log.warning("engine unhealthy addr=%s name=%s error=%r", self.addr, self.name, self.error)
+            log.warning("engine unhealthy addr=%s node=%s error=%r", self.addr, self.name, self.error)
             self._emit("engine_disconnect")
 
     def record_success(self) -> None:
@@ -315,7 +315,7 @@ class Engine(Addressed):
             self.state = HEALTHY
             self.error = ""
             self.updated_at = time.time()
-            log.info("engine healthy again addr=%s name=%s", self.addr, self.name)
+            log.info("engine healthy again addr=%s node=%s", self.addr, self.name)
             self._emit("engine_reconnect")
             self._wake.set()
 
@@ -553,13 +553,13 @@ class Engine(Addressed):
                     async for line in resp.content:
                         if line.strip():
                             await self._apply(json.loads(line))
-                log.info("events stream ended addr=%s name=%s", self.addr, self.name)
+                log.info("events stream ended addr=%s node=%s", self.addr, self.name)
             except (ApiError, *CONNECTION_ERRORS, ValueError) as exc:
                 if not isinstance(exc, EngineDown):
                     self.record_failure(exc)
-                log.info("events stream lost addr=%s name=%s error=%r", self.addr, self.name, str(exc))
+                log.info("events stream lost addr=%s node=%s error=%r", self.addr, self.name, str(exc))
             except Exception:  # a bug must not end the engine's event loop for good
-                log.exception("events loop error addr=%s name=%s", self.addr, self.name)
+                log.exception("events loop error addr=%s node=%s", self.addr, self.name)
             await self._probe_until_up()
 
     async def _probe_until_up(self) -> None:
@@ -579,7 +579,7 @@ class Engine(Addressed):
             self.failures = 0
             self.updated_at = time.time()
             self._changed()
-            log.info("engine connected addr=%s name=%s id=%s containers=%d",
+            log.info("engine connected addr=%s node=%s engine_id=%s containers=%d",
                      self.addr, self.name, self.id, len(self.containers))
             self._emit("engine_connect")
 

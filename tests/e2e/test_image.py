@@ -65,7 +65,7 @@ def test_containerised_manager_and_agents_form_a_cluster(lab: LabState, image: s
     discovery = f"etcd://{lab.etcd_for_nodes}/{lab.name}image"
     node1 = lab.engines[0]
     docker(node1, "run", "-d", "--name", "shoal-manager", "-p", f"{MANAGER_PORT}:{MANAGER_PORT}", image,
-           "manage", "-H", f"tcp://0.0.0.0:{MANAGER_PORT}", "--engine-refresh-min-interval", "5s",
+           "manage", "-H", f"tcp://0.0.0.0:{MANAGER_PORT}", "--log-format", "json", "--engine-refresh-min-interval", "5s",
            "--engine-refresh-max-interval", "10s", discovery)
     for node in lab.nodes:
         docker(node.engine, "run", "-d", "--name", "shoal-agent", image,
@@ -88,5 +88,9 @@ def test_containerised_manager_and_agents_form_a_cluster(lab: LabState, image: s
         assert {"node1/shoal-manager", "node1/shoal-agent", "node2/shoal-agent", "node3/shoal-agent"} <= set(names)
     docker(manager, "rm", "-f", "imgweb")
     logs = subprocess.run(["docker", "-H", f"tcp://{node1}", "logs", "shoal-manager"], capture_output=True,
-                          text=True).stderr
-    assert "engine connected" in logs and "node3" in logs
+                          text=True).stderr.splitlines()
+    lines = [json.loads(line) for line in logs]  # --log-format json: every line is one JSON object
+    connected = {line["node"] for line in lines if line["event"] == "engine connected"}
+    assert connected == {"node1", "node2", "node3"}
+    created = [line for line in lines if line["event"] == "container created" and line["name"] == "imgweb"]
+    assert created[0]["node"] == "node3" and created[0]["took_ms"] > 0

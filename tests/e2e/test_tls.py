@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import stat
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import docker
@@ -229,3 +231,16 @@ def test_replicas_forward_to_the_primary_over_tls(tls_lab, tmp_path):
     finally:
         for mgr in started:
             mgr.stop()
+
+
+def test_dashboard_and_metrics_need_a_client_certificate_too(tls_lab):
+    """They are routes of the one table, so --tlsverify guards them like the Docker API."""
+    paths = tls_lab.tls_paths
+    with_cert = ssl.create_default_context(cafile=paths.ca)
+    with_cert.load_cert_chain(paths.cert, paths.key)
+    for path, expected in (("/dashboard/", b"<!doctype html>"), ("/metrics", b"shoal_engines{")):
+        with urllib.request.urlopen(f"https://{tls_lab.manager}{path}", context=with_cert, timeout=10) as reply:
+            assert expected in reply.read()
+        with pytest.raises(OSError, match="CERTIFICATE_REQUIRED|certificate required|EOF|reset"):
+            urllib.request.urlopen(f"https://{tls_lab.manager}{path}",
+                                   context=ssl.create_default_context(cafile=paths.ca), timeout=10).read()

@@ -18,6 +18,7 @@ from typing import Callable
 
 from discovery.backoff import Backoff
 from discovery.etcd_store import EtcdStore, Fence, StoreError, WatchCanceled
+from manager.cluster.metrics import ROLE_CHANGES
 
 log = logging.getLogger("shoal.leader")
 RoleListener = Callable[[bool], None]
@@ -116,7 +117,9 @@ class Election:
         now = self.is_primary
         if now != self._was_primary:
             self._was_primary = now
-            log.info("role changed role=%s advertise=%s", "primary" if now else "replica", self.advertise)
+            role = "primary" if now else "replica"
+            log.info("role changed role=%s advertise=%s", role, self.advertise)
+            ROLE_CHANGES.labels(role).inc()
             for listener in self._listeners:
                 listener(now)
 

@@ -1,10 +1,11 @@
 """Shoal's Prometheus metrics (official prometheus-client), all in one place.
 
 Counters and histograms are incremented where the event already happens (a placement, an engine
-call failure, a refresh, an event stream coming back, an API request); gauges about the cluster
+call failure, a refresh, an event stream coming back, an API request, a reschedule, a change of
+role); gauges about the cluster
 (engines by state, containers and reservations per node) are read from the cluster at scrape
 time. Label values are bounded: strategies, outcomes, filter names, engine states, node names,
-route templates and status codes; never container IDs or names.
+route templates, status codes, reschedule reasons and roles; never container IDs or names.
 """
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ ENGINE_REFRESHES = Counter("shoal_engine_refreshes", "Full re-lists of an engine
                            ["node", "outcome"], registry=REGISTRY)
 EVENT_STREAM_RECONNECTS = Counter("shoal_event_stream_reconnects", "An engine's /events stream opened again "
                                   "after it was lost", ["node"], registry=REGISTRY)
+RESCHEDULES = Counter("shoal_reschedules", "Containers moved off a failed or drained node, by reason and "
+                      "outcome (done, failed: an attempt that will be retried, cancelled: the node came back)",
+                      ["reason", "outcome"], registry=REGISTRY)
+ROLE_CHANGES = Counter("shoal_leader_changes", "This manager became primary or replica (replicated managers)",
+                       ["role"], registry=REGISTRY)
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 GCCollector(registry=REGISTRY)

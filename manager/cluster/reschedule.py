@@ -25,6 +25,7 @@ from discovery.etcd_store import Fence, StoreError
 from manager.cluster.cluster import Cluster
 from manager.cluster.containers import Container
 from manager.cluster.engine import HEALTHY, PENDING, UNHEALTHY, Engine
+from manager.cluster.metrics import RESCHEDULES
 from manager.errors import ApiError, as_api_error
 from scheduler import SchedulerError
 from scheduler.node import SWARM_ID_LABEL
@@ -230,6 +231,7 @@ class Rescheduler:
                               next_try=time.time() + delay, delay=delay)
                 log.warning("reschedule failed swarm_id=%s name=%s attempt=%d retry_in=%.1fs error=%r",
                             swarm_id[:12], record["name"], record["attempts"], delay, message)
+                RESCHEDULES.labels(record["reason"], "failed").inc()
                 old = self.cluster.engine_by_id(record["from_node"])
                 if old is not None:
                     self._publish(old, "reschedule_failed", record.get("old_id", ""), record, error=message)
@@ -241,6 +243,7 @@ class Rescheduler:
         old = self.cluster.engine_by_id(record["from_node"])
         if record["reason"] == FAILURE and old is not None and old.healthy and record["old_id"] in old.containers:
             log.info("reschedule cancelled, node is back swarm_id=%s node=%s", swarm_id[:12], old.name)
+            RESCHEDULES.labels(record["reason"], "cancelled").inc()
             await self._save(swarm_id, None)
             return
         copies = await self._copies(swarm_id, exclude=record["from_node"])
@@ -271,8 +274,9 @@ class Rescheduler:
             await self._remove(old, record["old_id"], stop_first=True)
         elif old is not None and old.state != HEALTHY:
             old.forget_container(record["old_id"])  # listed once, where it runs now
-        log.info("reschedule done swarm_id=%s name=%s from=%s to=%s took=%.1fs", swarm_id[:12], name,
-                 record["from_name"], engine.name, time.time() - record["began"])
+        log.info("reschedule done swarm_id=%s name=%s from=%s to=%s took_ms=%.0f", swarm_id[:12], name,
+                 record["from_name"], engine.name, (time.time() - record["began"]) * 1000)
+        RESCHEDULES.labels(record["reason"], "done").inc()
         self._publish(engine, "reschedule", cid, record)
         if record["reason"] == DRAIN:
             await self._save(swarm_id, None)

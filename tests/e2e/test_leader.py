@@ -12,6 +12,7 @@ import pytest
 from discovery.etcd_store import EtcdStore, Fenced
 from lab.procs import free_port
 from manager.cluster.leader import Election
+from manager.cluster.metrics import REGISTRY
 from tests.support.manager import start_manager
 from tests.support.partition import Partitionable
 
@@ -39,6 +40,7 @@ async def until(check, timeout: float) -> float:
 
 async def test_one_primary_then_the_other_when_it_leaves(etcd):
     prefix = f"/{secrets.token_hex(6)}/"
+    became_primary = REGISTRY.get_sample_value("shoal_leader_changes_total", {"role": "primary"}) or 0
     async with candidate(etcd.endpoint, prefix, "a:1") as a:
         await until(lambda: a.is_primary, 5)
         async with candidate(etcd.endpoint, prefix, "b:1") as b:
@@ -47,6 +49,7 @@ async def test_one_primary_then_the_other_when_it_leaves(etcd):
             await a.close()  # a clean stop revokes the lease: b takes over at once
             took = await until(lambda: b.is_primary, TTL + 2)
             assert took < 1.5
+    assert REGISTRY.get_sample_value("shoal_leader_changes_total", {"role": "primary"}) - became_primary == 2
 
 
 async def test_a_partitioned_primary_steps_down_before_anyone_else_leads(etcd):

@@ -86,6 +86,7 @@ def test_policy_containers_move_once_and_the_rest_stay(mgr, lab, tmp_path):
     swarm_ids = {n: mgr.docker("inspect", "-f", '{{index .Config.Labels "com.docker.swarm.id"}}', n).stdout
                  for n in MOVED}
 
+    done_before = mgr.metrics("shoal_reschedules_total", reason="node failure", outcome="done")
     since = time.time()
     kill_engine(lab, "node2")
     took = wait_until(lambda: moved(mgr), 30, "the policy containers to run elsewhere")
@@ -104,6 +105,7 @@ def test_policy_containers_move_once_and_the_rest_stay(mgr, lab, tmp_path):
     events = mgr.docker("events", "--since", str(int(since)), "--until", str(int(time.time()) + 1),
                         "--filter", "event=reschedule", "--format", "{{json .}}").stdout
     assert sorted(json.loads(e)["Actor"]["Attributes"]["name"] for e in events.splitlines()) == sorted(MOVED)
+    assert mgr.metrics("shoal_reschedules_total", reason="node failure", outcome="done") - done_before == len(MOVED)
     compose_ps = subprocess.run(["docker-compose", "-p", "rsc", "ps", "-q"], cwd=tmp_path, env=mgr.env,
                                 capture_output=True, text=True, timeout=60, check=True).stdout.split()
     assert len(compose_ps) == 1

@@ -10,6 +10,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from lab.daemons import start_manager as spawn_manager
 from lab.procs import LabError, Proc, free_port, free_ports, stop, tail, wait_until
 from lab.tls import TlsPaths, client_context, docker_cert_path, tls_flags
@@ -61,6 +63,14 @@ class Manager:
         ids = self.docker("ps", "-aq").stdout.split()
         if ids:
             self.docker("rm", "-f", *ids)
+
+    def metrics(self, name: str, **labels: str) -> float:
+        """One sample of `/metrics` (parsed by prometheus-client), 0 when it is absent."""
+        status, text = self.api("GET", "/metrics")
+        assert status == 200, text
+        wanted = sorted(labels.items())
+        return next((s.value for family in text_string_to_metric_families(text) for s in family.samples
+                     if s.name == name and sorted(s.labels.items()) == wanted), 0.0)
 
     def info_rows(self) -> list[tuple[str, str]]:
         """The SystemStatus rows of `docker info`, in order."""

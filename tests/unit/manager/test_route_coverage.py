@@ -69,7 +69,7 @@ def concrete(template: str) -> str:
 def test_each_route_is_served_or_explained(method, template):
     path = concrete(template)
     try:
-        handler, _ = resolve(method, path)
+        handler, _, _ = resolve(method, path)
     except ApiError as err:
         assert err.status == 501, err.message
         assert err.message.startswith(f"Shoal does not serve {method} {path}: "), err.message

@@ -42,4 +42,5 @@ async def test_metrics_parse_and_count_requests_and_placements():
     assert after[("shoal_engines", (("state", "Healthy"),))] == 0
     assert ("process_resident_memory_bytes", ()) in after
     labels = {label for name, pairs in after for label, _ in pairs if name.startswith("shoal_")}
-    assert labels <= {"strategy", "outcome", "rule", "method", "route", "status", "node", "state", "le"}
+    assert labels <= {"strategy", "outcome", "rule", "method", "route", "status", "node", "state", "le", "reason",
+                      "role"}

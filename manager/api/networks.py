@@ -150,7 +150,7 @@ async def create(call: Call) -> web.Response:
     view = call.cluster.overlay()
     if engine is not None:
         target = engine
-    elif body.get("Driver") == "overlay" or (not body.get("Driver") and _all_can_overlay(call, view)):
+    elif (body.get("Driver") or view.default_driver(call.cluster.healthy())) == "overlay":
         body["Driver"] = "overlay"
         target = _overlay_creator(call, view, body)
     else:
@@ -171,13 +171,6 @@ def _entry(body: dict, network_id: str, domain: Domain | None) -> dict:
     return {"Name": body["Name"], "Id": network_id, "Scope": scope, "Driver": body.get("Driver") or "bridge",
             "Attachable": bool(body.get("Attachable")), "Ingress": False, "Internal": bool(body.get("Internal")),
             "Labels": body.get("Labels") or {}, "Options": body.get("Options") or {}, "Containers": {}}
-
-
-def _all_can_overlay(call: Call, view: OverlayView) -> bool:
-    """Is every healthy node in one overlay domain, which has a healthy node that can create?"""
-    healthy = call.cluster.healthy()
-    domain = view.everywhere(healthy)
-    return domain is not None and view.creator(domain, healthy) is not None
 
 
 async def attach(call: Call) -> web.StreamResponse:

@@ -623,9 +623,13 @@ class Engine(Addressed):
         """A removed network leaves the cache; one not in it yet (made outside Shoal, or a swarm-scope
         network on a worker whose first container joins it) is re-listed; a container that joins
         or leaves a network while it runs (`docker network connect` straight on the engine) is
-        re-inspected."""
+        re-inspected. A swarm-scope network is re-listed on `destroy` too: the engine sends one
+        when its last local container leaves the network, which a swarm manager still lists."""
         if action in ("destroy", "remove"):
-            self.forget_network(actor.get("ID", ""))
+            if any(n["Id"] == actor.get("ID") and n.get("Scope") == "swarm" for n in self.networks):
+                await self.refresh_networks()
+            else:
+                self.forget_network(actor.get("ID", ""))
         elif not any(n["Id"] == actor.get("ID") for n in self.networks) and \
                 (actor.get("Attributes") or {}).get("name") not in self._expected_networks:
             await self.refresh_networks()

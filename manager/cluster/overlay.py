@@ -67,6 +67,13 @@ class OverlayView:
         return next((e for e in self.members(domain, engines) if e.healthy
                      and (domain.kind == KV or e.membership.swarm_manager)), None)
 
+    def default_driver(self, healthy: Sequence[Engine]) -> str:
+        """The driver of a create that names none (docker-compose's default network, docker-py's
+        `networks.create(name)`): `overlay` when every healthy node is in one overlay domain that
+        has a node able to create it, else `bridge` (a network on one node)."""
+        domain = self.everywhere(healthy)
+        return "overlay" if domain is not None and self.creator(domain, healthy) is not None else "bridge"
+
 
 def _domain(membership: Membership, clusters_by_manager: dict[str, str]) -> Domain | None:
     if membership.swarm_active:

@@ -74,6 +74,11 @@ def test_network_create_makes_one_network_on_the_node_the_strategy_picks(mgr, la
     assert "node2/outside" not in network_names(mgr)
     mgr.docker("network", "rm", "spreadnet", "node1/pinned")
     assert holders(lab, "spreadnet") == holders(lab, "pinned") == []
+    mgr.docker("network", "create", "node1/gone1")
+    mgr.docker("network", "create", "node3/gone3")
+    pruned = mgr.docker("network", "prune", "-f").stdout.split()  # on every node
+    assert "gone1" in pruned and "gone3" in pruned
+    assert holders(lab, "gone1") == holders(lab, "gone3") == []
 
 
 def test_network_ls_filters(mgr, lab):
@@ -203,4 +208,11 @@ def test_volumes_everywhere_pinned_or_whitelisted(mgr, lab):
     bad = mgr.docker("volume", "ls", "--filter", "color=red", check=False)
     assert bad.returncode == 1 and "Invalid filter 'color'" in bad.stderr
     mgr.docker("volume", "rm", "data", "picked")
+    assert volumes() == ["node2/solo"]
+    mgr.docker("volume", "create", "node1/spare")
+    mgr.docker("volume", "create", "node3/spare")
+    mgr.docker("volume", "rm", "node1/spare")
+    assert volumes() == ["node2/solo", "node3/spare"]
+    pruned = mgr.docker("volume", "prune", "-f").stdout.split()  # on every node; node2/solo is in use
+    assert "spare" in pruned and "solo" not in pruned
     assert volumes() == ["node2/solo"]

@@ -134,7 +134,18 @@ def test_overlay_network_joins_containers_on_every_node(swarm, clean_swarm):
     assert gone.returncode != 0
     busy = mgr.docker("network", "rm", "appnet", check=False)
     assert busy.returncode == 1
+    since = int(time.time()) - 1
     mgr.docker("rm", "-f", "c1", "c2", "c3", "late")
+
+    def destroyed_on_node1() -> bool:  # what an engine sends as its last container leaves appnet
+        out = mgr.docker("events", "--since", str(since), "--until", str(int(time.time()) + 1),
+                         "--filter", "type=network", "--filter", "event=destroy", "--format",
+                         '{{.Actor.Attributes.name}} {{index .Actor.Attributes "node.name"}}', timeout=30).stdout
+        return "appnet node1" in out.splitlines()
+
+    wait_for(destroyed_on_node1, 20, "node1's destroy event of appnet")
+    assert "appnet" in mgr.docker("network", "ls", "--format", "{{.Name}}").stdout.split()  # node1 still has it
+    mgr.docker("run", "--rm", "--net", "appnet", "-e", "constraint:node==node1", "busybox", "true")
     mgr.docker("network", "rm", "appnet")
     assert "appnet" not in mgr.docker("network", "ls", "--format", "{{.Name}}").stdout.split()
     wait_for(lambda: all("appnet" not in direct(e, "network", "ls", "--format", "{{.Name}}").split()

@@ -8,6 +8,7 @@ from lab.overlay import kv_config
 from lab.procs import LabError
 from lab.state import LabSpec, plan
 from lab.tls import TlsPaths
+from shoal.cli import build_parser
 
 NODE = Host(name="node2", ip="10.213.9.12", netns="x-node2", veth="x-v2", dir="/d", run_dir="/r", cgroup="c")
 
@@ -23,3 +24,15 @@ def test_kv_engines_point_at_the_lab_etcd_and_advertise_their_own_address():
 def test_an_unknown_overlay_mode_is_refused_before_anything_is_made(tmp_path):
     with pytest.raises(LabError, match="--overlay must be one of swarm, kv, not 'vxlan'"):
         plan(LabSpec(name="nettest", subnet="10.213.129.0/24", overlay="vxlan", root=tmp_path))
+
+
+@pytest.mark.parametrize("argv, mode", [([], None), (["--overlay"], "swarm"), (["--overlay", "kv"], "kv"),
+                                        (["--overlay", "--manager", "4000"], "swarm")])  # as `make demo` has it
+def test_lab_up_takes_overlay_with_swarm_as_its_default_mode(argv: list[str], mode: str | None):
+    assert build_parser().parse_args(["lab", "up", *argv]).overlay == mode
+
+
+def test_lab_up_refuses_an_unknown_overlay_mode(capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["lab", "up", "--overlay", "vxlan"])
+    assert "argument --overlay: invalid choice: 'vxlan' (choose from" in capsys.readouterr().err

@@ -57,6 +57,15 @@ def test_a_worker_is_in_its_managers_cluster_and_reaches_its_attachable_overlays
     assert cluster.node(e3).networks == {"node3/bridge"} and cluster.node(e3).multihost == ""
 
 
+def test_a_create_without_a_driver_is_an_overlay_only_when_every_healthy_node_can_join_one(cluster):
+    view = cluster.overlay()
+    e1, e2, e3 = cluster.listed_engines()
+    assert view.default_driver([e1, e2]) == "overlay"
+    assert view.default_driver([e1, e2, e3]) == "bridge"  # node3 has no multi-host networking
+    assert view.default_driver([e2]) == "bridge"  # a worker alone cannot create one
+    assert view.default_driver([]) == "bridge"
+
+
 def test_placement_on_an_overlay_skips_the_nodes_outside_it(cluster):
     spec = ContainerSpec.from_create_body({"Image": "busybox", "HostConfig": {"NetworkMode": "appnet"}})
     ranked = cluster.scheduler.rank(spec, cluster.nodes())
@@ -85,6 +94,7 @@ def test_kv_members_share_global_networks_and_any_can_create():
     domain = Domain(KV, "etcd://10.0.0.100:2379")
     assert view.everywhere(engines) == domain and view.networks[domain] == {"kvnet"}
     assert view.creator(domain, engines[::-1]) is engines[1]
+    assert view.default_driver(engines[1:]) == "overlay"
 
 
 def test_info_rows_show_the_cluster_and_each_node(cluster):

@@ -22,9 +22,9 @@ def _pad(size: int) -> bytes:
     return b"\0" * (-size % 512)
 
 
-def image_archive(tag: str, mb: int = 0, created: str = "") -> Iterator[bytes]:
+def image_archive(tag: str, mb: int = 0, created: str = "", labels: dict[str, str] | None = None) -> Iterator[bytes]:
     """One image `tag` whose one layer holds a file of `mb` MiB of random bytes (a few bytes when
-    0), created at `created` (RFC 3339; none when empty)."""
+    0), created at `created` (RFC 3339; none when empty), with image `labels`."""
     blob_size = mb * MIB or 16
     layer_size = 512 + blob_size + len(_pad(blob_size)) + 1024  # one member, then the end of the tar
     diff = hashlib.sha256()
@@ -38,7 +38,7 @@ def image_archive(tag: str, mb: int = 0, created: str = "") -> Iterator[bytes]:
     end = _pad(blob_size) + b"\0" * 1024
     diff.update(end)
     yield end + _pad(layer_size)
-    config: dict = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["true"]},
+    config: dict = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["true"], "Labels": labels or {}},
                     "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff.hexdigest()}"]}}
     if created:
         config["created"] = created

@@ -36,22 +36,26 @@ def was_dialled(sock: socket.socket) -> bool:
         return False
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["manage", "--cluster-opt", "swarm.createretry=-1"], "swarm.createretry can not be negative, -1 is invalid"),
-    (["manage", "--engine-refresh-min-interval", "-10s"], "min refresh interval should be a positive number"),
-    (["manage", "--engine-refresh-max-interval", "-30s"],
+@pytest.mark.parametrize("global_flags, argv, message", [  # with the global flags classic scripts pass
+    (["--debug"], ["manage", "--cluster-opt", "swarm.createretry=-1"],
+     "swarm.createretry can not be negative, -1 is invalid"),
+    (["-l", "debug"], ["manage", "--engine-refresh-min-interval", "-10s"],
+     "min refresh interval should be a positive number"),
+    (["--log-level=warn", "--experimental"], ["manage", "--engine-refresh-max-interval", "-30s"],
      "max refresh interval cannot be less than min refresh interval"),
-    (["manage", "--engine-failure-retry", "-1"], "invalid failure retry count"),
-    (["manage", "--heartbeat", "-1s"], "--heartbeat should be at least one second"),
-    (["list", "--timeout", "-1s"], "--timeout should be a positive number"),
-    (["join", "--advertise", "127.0.0.1:2375", "--heartbeat", "-10s"], "--heartbeat should be at least one second"),
-    (["join", "--advertise", "127.0.0.1:2375", "-delay", "-30s"], "--delay should not be a negative number"),
+    (["-experimental", "-l", "error"], ["manage", "--engine-failure-retry", "-1"], "invalid failure retry count"),
+    (["--debug"], ["manage", "--heartbeat", "-1s"], "--heartbeat should be at least one second"),
+    (["-l", "debug"], ["list", "--timeout", "-1s"], "--timeout should be a positive number"),
+    (["--log-level=warn", "--experimental"], ["join", "--advertise", "127.0.0.1:2375", "--heartbeat", "-10s"],
+     "--heartbeat should be at least one second"),
+    (["-experimental", "-l", "error"], ["join", "--advertise", "127.0.0.1:2375", "-delay", "-30s"],
+     "--delay should not be a negative number"),
 ])
-def test_bad_values_are_refused_with_classic_texts_before_any_connection(argv, message):
+def test_bad_values_are_refused_with_classic_texts_before_any_connection(global_flags, argv, message):
     with listener() as etcd:
         discovery = f"etcd://127.0.0.1:{etcd.getsockname()[1]}/cluster"
         began = time.monotonic()
-        done = subprocess.run(shoal_command("--debug", *argv, discovery), cwd=REPO, capture_output=True,
+        done = subprocess.run(shoal_command(*global_flags, *argv, discovery), cwd=REPO, capture_output=True,
                               text=True, timeout=30)
         assert (done.returncode, done.stdout) == (1, "")
         assert done.stderr == f"shoal {argv[0]}: {message}\n"

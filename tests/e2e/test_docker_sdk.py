@@ -48,3 +48,23 @@ def test_sdk_errors_are_docker_errors(sdk):
         sdk.containers.run("busybox", "true", environment=["constraint:size==nosuch"], detach=True)
     assert err.value.status_code == 500
     assert "Unable to find a node that satisfies" in err.value.explanation
+
+
+def test_sdk_save_by_name_and_load_on_every_node(sdk):
+    """`Image.save(named=...)` is `GET /images/{name}/get` (the CLI sends `/images/get?names=`);
+    `images.load` reads the per-node `Loaded image:` lines."""
+    sdk.images.get("busybox").tag("sdksaved", "1")
+    archive = b"".join(sdk.images.get("sdksaved:1").save(named="sdksaved:1"))
+    sdk.images.remove("sdksaved:1")
+    with pytest.raises(docker.errors.ImageNotFound):
+        sdk.images.get("sdksaved:1")
+    try:
+        loaded = sdk.images.load(archive)
+        assert loaded and all("sdksaved:1" in image.tags for image in loaded)
+        listed = sdk.images.list(name="sdksaved")
+        assert len(listed) == 1 and "sdksaved:1" in listed[0].tags  # once, grouped by ID
+    finally:
+        sdk.images.remove("sdksaved:1")
+    with pytest.raises(docker.errors.NotFound) as err:
+        b"".join(sdk.api.get_image("nosuch:1"))
+    assert "nosuch:1" in err.value.explanation

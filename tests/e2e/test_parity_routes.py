@@ -148,9 +148,10 @@ def test_system_df_names_node_local_objects(mgr, lab):
     mgr.docker("run", "-d", "--name", "dfc", "-e", "constraint:node==node3", "busybox", "sleep", "300")
     mgr.docker("volume", "create", "node1/dfvol")
     try:
-        verbose = mgr.docker("system", "df", "-v").stdout
-        assert "node3/dfc" in verbose and "node1/dfvol" in verbose
-        assert all(f"{name}/busybox" in verbose for name in lab.names)
+        for cli in CLIS:
+            verbose = mgr.docker("system", "df", "-v", binary=cli).stdout
+            assert "node3/dfc" in verbose and "node1/dfvol" in verbose, cli
+            assert all(f"{name}/busybox" in verbose for name in lab.names), cli
         _, usage = mgr.api("GET", "/v1.41/system/df")
         direct = [json.load(urllib.request.urlopen(f"http://{e}/v1.41/system/df", timeout=10))
                   for e in lab.engines]
@@ -182,20 +183,25 @@ def test_legacy_routes(mgr, lab):
     assert "Total reclaimed space" in mgr.docker("builder", "prune", "-f").stdout
 
 
-def test_what_shoal_does_not_serve_says_why(mgr):
-    plugins = mgr.docker("plugin", "ls", check=False)
+@pytest.mark.parametrize("cli", CLIS)
+def test_what_shoal_does_not_serve_says_why(mgr, cli):
+    plugins = mgr.docker("plugin", "ls", check=False, binary=cli)
     assert plugins.returncode == 1 and "plugins are installed and managed on each node's engine" in plugins.stderr
+    services = mgr.docker("service", "ls", check=False, binary=cli)
+    assert services.returncode == 1 and "Shoal does not serve GET /services: swarm-mode objects" in services.stderr
     status, body = mgr.api("GET", "/v1.41/services")
     assert status == 501 and "swarm-mode objects" in body["message"]
 
 
 @pytest.fixture(scope="module")
 def dated(mgr):
-    """Three images loaded on every node, created in 2021, 2022 and 2023 (same ID everywhere)."""
+    """Three images loaded on every node, created in 2021, 2022 and 2023 (same ID everywhere), labelled
+    `dated` and `year=YYYY`."""
     tags = [f"dated{year}:1" for year in (2021, 2022, 2023)]
     for tag in tags:
-        request = urllib.request.Request(f"{mgr.url}/v1.41/images/load", method="POST",
-                                         data=b"".join(image_archive(tag, created=f"{tag[5:9]}-06-01T00:00:00Z")),
+        year = tag[5:9]
+        archive = image_archive(tag, created=f"{year}-06-01T00:00:00Z", labels={"dated": "", "year": year})
+        request = urllib.request.Request(f"{mgr.url}/v1.41/images/load", method="POST", data=b"".join(archive),
                                          headers={"Content-Type": "application/x-tar"})
         with urllib.request.urlopen(request, timeout=60) as resp:
             assert tag in resp.read().decode()
@@ -213,6 +219,10 @@ def test_images_filters_before_since_reference_dangling_node(mgr, lab, dated, cl
     assert "dated2023:1" in newer and "busybox:latest" in newer and not {"dated2021:1", "dated2022:1"} & set(newer)
     assert listed("--filter", "since=dated2021:1", "--filter", "before=dated2023:1") == ["dated2022:1"]
     assert listed("--filter", "reference=dated*") == ["dated2023:1", "dated2022:1", "dated2021:1"]  # once each
+    assert listed("--filter", "label=dated") == ["dated2023:1", "dated2022:1", "dated2021:1"]
+    assert listed("--filter", "label=year=2022") == ["dated2022:1"]
+    assert listed("--filter", "label=dated", "--filter", "label=year=2021") == ["dated2021:1"]  # all must hold
+    assert listed("--filter", "label=year=1999") == []
     dangling = listed("--filter", "dangling=true")
     assert set(dangling) <= {"<none>:<none>"} and "<none>:<none>" not in listed("--filter", "dangling=false")
     mgr.docker("-H", f"tcp://{lab.engines[1]}", "tag", "busybox", "ontwo:1")

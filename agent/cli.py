@@ -9,7 +9,6 @@ import os
 import sys
 import uuid
 
-from agent.join import run_join
 from discovery import Discovery, DiscoveryError, from_url
 from discovery.addresses import is_host_port
 from shoal import logs
@@ -79,6 +78,7 @@ def join_cmd(args: argparse.Namespace) -> int:
         if args.overlay_join and not args.discovery.startswith("etcd://"):
             raise UsageError("--overlay-join needs etcd:// discovery (the join token is kept there)")
         discovery = from_url(args.discovery, key_values(args.discovery_opt, "--discovery-opt"), heartbeat)
+        from agent.join import run_join  # only now: a flag error is told without loading aiohttp
         asyncio.run(run_join(discovery, args.advertise, args.engine or args.advertise, heartbeat, ttl, delay,
                              tls.client_context() if tls else None, args.overlay_join))
     except (UsageError, DiscoveryError) as err:

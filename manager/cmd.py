@@ -1,57 +1,19 @@
-"""`shoal manage`: flags (as classic Swarm's), validation, and serving the API."""
+"""`shoal manage`: flags (as classic Swarm's) and their checks; manager/serve.py serves the API."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import hashlib
-import logging
 import os
-import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-
-import uvloop
-from aiohttp import web
 
 import discovery
 from discovery.addresses import is_host_port
-from manager import heap
-from manager.api.listener import ApiRunner, TlsSite
-from discovery.etcd import STATE_DIR, EtcdDiscovery
-from discovery.etcd_store import StoreError
-from manager.api.routes import build_app
-from manager.cluster.cluster import Cluster
-from manager.cluster.engine import EngineOptions
-from manager.cluster.leader import Election, Solo
-from manager.cluster.reschedule import Rescheduler
-from manager.cluster.state import ClusterState, EtcdState, FileState
-from manager.cluster.overlay_join import publish_overlay_join
+from manager.cluster.options import EngineOptions
+from manager.config import ManageConfig, listen_target
 from scheduler import DEFAULT_FILTERS, Scheduler, SchedulerError
 from shoal import logs
 from shoal.flags import UsageError, add_log_format, duration, integer, key_values
-from shoal.tls import TlsConfig, add_tls_flags, tls_from_flags
-
-log = logging.getLogger("shoal.manage")
-
-
-@dataclass
-class ManageConfig:
-    hosts: list[str]
-    discovery: str
-    discovery_opts: dict[str, str]
-    heartbeat: float
-    scheduler: Scheduler
-    engine: EngineOptions
-    cors: bool
-    advertise: str | None
-    create_retry: int = 0
-    experimental: bool = False
-    tls: TlsConfig | None = None
-    replication: bool = False
-    replication_ttl: float = 20.0
-    data_dir: str = ""
+from shoal.tls import add_tls_flags, tls_from_flags
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -104,7 +66,6 @@ def configure(args: argparse.Namespace) -> ManageConfig:
     replication_ttl = duration(args.replication_ttl, "--replication-ttl")
     if replication_ttl <= 0:
         raise UsageError("--replication-ttl should be a positive number")
-        raise UsageError("--replication is not supported by Shoal yet")
     tls = tls_from_flags(args)
     if args.advertise and not is_host_port(args.advertise):
         raise UsageError("--advertise should be of the form ip:port or hostname:port")
@@ -143,7 +104,7 @@ def configure(args: argparse.Namespace) -> ManageConfig:
         raise UsageError(exc.message) from None
     hosts = args.host or os.environ.get("SWARM_HOST", "tcp://127.0.0.1:2375").split(",")
     for host in hosts:
-        _listen_target(host)
+        listen_target(host)
     return ManageConfig(hosts=hosts, discovery=args.discovery,
                         discovery_opts=key_values(args.discovery_opt, "--discovery-opt"),
                         heartbeat=heartbeat, scheduler=scheduler,
@@ -152,17 +113,6 @@ def configure(args: argparse.Namespace) -> ManageConfig:
                         cors=args.cors, advertise=args.advertise, create_retry=create_retry,
                         replication=args.replication, replication_ttl=replication_ttl, data_dir=args.data_dir,
                         experimental=getattr(args, "experimental", False), tls=tls)
-
-
-def _listen_target(host: str) -> tuple[str, str | int]:
-    """`tcp://h:p`, `h:p`, `:p` or `unix:///path` -> ("tcp", (h, p)) / ("unix", path)."""
-    if host.startswith("unix://"):
-        return "unix", host[len("unix://"):]
-    rest = host.removeprefix("tcp://")
-    hostname, sep, port = rest.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"invalid listen address {host!r}: expected tcp://host:port or unix:///path")
-    return "tcp", (hostname or "0.0.0.0", int(port))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -174,88 +124,5 @@ def run(args: argparse.Namespace) -> int:
     except (UsageError, discovery.DiscoveryError) as exc:
         print(f"shoal manage: {exc}", file=sys.stderr)
         return 1
-    return uvloop.run(serve(config, source))
-
-
-def state_file(data_dir: str, discovery_url: str) -> Path:
-    """The state file for a nodes:// or file:// cluster: one per discovery URL under `data_dir`."""
-    digest = hashlib.sha256(discovery_url.encode()).hexdigest()[:16]
-    return Path(data_dir) / f"cluster-{digest}.json"
-
-
-async def serve(config: ManageConfig, source: "discovery.Discovery") -> int:
-    """Run the API on every -H address until SIGTERM/SIGINT."""
-    async with contextlib.AsyncExitStack() as stack:
-        state: ClusterState
-        leadership: Election | Solo = Solo(config.advertise)
-        if isinstance(source, EtcdDiscovery):
-            store = await stack.enter_async_context(source.store())
-            state = EtcdState(store, source.state_prefix + STATE_DIR)
-            await state.start()
-            if config.replication:
-                leadership = Election(store, source.state_prefix, config.advertise or "", config.replication_ttl)
-        else:
-            try:
-                state = FileState(state_file(config.data_dir, config.discovery))
-            except StoreError as exc:
-                print(f"shoal manage: {exc}", file=sys.stderr)
-                return 1
-            log.info("state file path=%s", state.path)
-        stack.push_async_callback(state.close)
-        return await _serve(config, source, state, leadership)
-
-
-async def _serve(config: ManageConfig, source: "discovery.Discovery", state: ClusterState,
-                 leadership: Election | Solo) -> int:
-    cluster = Cluster(config.scheduler, config.engine, create_retry=config.create_retry, state=state)
-    await cluster.start()
-    runner = ApiRunner(build_app(cluster, leadership, cors=config.cors, experimental=config.experimental))
-    await runner.setup()
-    server_tls = config.tls.server_context() if config.tls else None
-    mode = "off" if config.tls is None else "verify" if config.tls.verify else "on"
-    for host in config.hosts:
-        kind, target = _listen_target(host)
-        if kind == "unix":
-            site: web.BaseSite = web.UnixSite(runner, target)
-        else:
-            site = TlsSite(runner, *target, server_tls) if server_tls else web.TCPSite(runner, *target)
-        await site.start()
-        log.info("listening addr=%s tls=%s", host, mode if kind == "tcp" else "off")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    follow = asyncio.create_task(_follow(source, cluster, config.heartbeat))
-    freezer = asyncio.create_task(heap.keep_frozen())
-    publisher = asyncio.create_task(publish_overlay_join(cluster, min(config.heartbeat, 10.0)))
-    if isinstance(leadership, Election):
-        leadership.start()
-    rescheduler = Rescheduler(cluster, leadership)
-    await stop.wait()
-    log.info("shutting down")
-    await rescheduler.close()  # before the engines stop: their disconnects are not failures
-    await leadership.close()
-    for task in (follow, freezer, publisher):
-        task.cancel()
-    await asyncio.gather(follow, freezer, publisher, return_exceptions=True)
-    await runner.cleanup()
-    await cluster.close()
-    for host in config.hosts:
-        kind, target = _listen_target(host)
-        if kind == "unix":
-            with contextlib.suppress(OSError):
-                os.unlink(target)
-    return 0
-
-
-async def _follow(source: "discovery.Discovery", cluster: Cluster, retry: float) -> None:
-    """Apply every membership change from discovery to the cluster; a failing backend is
-    watched again after `retry` seconds (the last membership stays meanwhile)."""
-    while True:
-        try:
-            async for addrs in source.watch():
-                log.info("discovery members=%d", len(addrs))
-                await cluster.set_members(addrs)
-        except Exception as exc:  # the manager keeps serving what it knows
-            log.error("discovery watch failed error=%r retry_in=%gs", str(exc) or type(exc).__name__, retry)
-        await asyncio.sleep(retry)
+    from manager.serve import run_manager  # only now: a flag error is told without loading aiohttp and the cluster
+    return run_manager(config, source)

@@ -16,12 +16,13 @@ import aiohttp
 from discovery.etcd_store import Fence, StoreError
 from manager.cluster.builds import BuildSessions
 from manager.cluster.containers import Container
-from manager.cluster.engine import ENGINE_STATES, HEALTHY, PENDING, Engine, EngineOptions
+from manager.cluster.engine import ENGINE_STATES, HEALTHY, PENDING, Engine
 from manager.cluster.events import EventBus
 from manager.cluster.images import image_matches, pull_on
 from manager.cluster.metrics import ClusterCollector
 from manager.cluster.names import plain_name, split_node_ref
 from manager.cluster.networks import ClusterNetwork, find_network, place_networks
+from manager.cluster.options import EngineOptions
 from manager.cluster.overlay import OverlayView, overlay_view
 from manager.cluster.placements import PlacementLog
 from manager.cluster.nodes import NodeSettings, node_id

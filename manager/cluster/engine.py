@@ -15,6 +15,7 @@ import aiohttp
 
 from manager.cluster.containers import Container, ContainerCache, from_inspect, from_list_row
 from manager.cluster.metrics import ENGINE_CALL_ERRORS, ENGINE_REFRESHES, EVENT_STREAM_RECONNECTS
+from manager.cluster.options import EngineOptions
 from manager.errors import ApiError, engine_error
 from shoal.version import API_VERSION
 
@@ -74,17 +75,6 @@ def membership_of(info: dict) -> Membership:
         manager_ids=tuple(sorted(r.get("NodeID", "") for r in remotes)),
         manager_addrs=tuple(sorted(r.get("Addr", "") for r in remotes)),
         cluster_store=info.get("ClusterStore") or "")
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """Timing knobs and the TLS client context (None: plain TCP) from `shoal manage` flags."""
-
-    refresh_min: float = 30.0
-    refresh_max: float = 60.0
-    failure_retry: int = 3
-    tls: ssl.SSLContext | None = None
-    pull_stall: float = 60.0
 
 
 class EngineDown(ApiError):

@@ -6,8 +6,8 @@ from typing import Any
 
 import aiohttp
 
-from manager.cluster.engine import (CONNECTION_ERRORS, HEAD_TIMEOUT, STREAM_TIMEOUT, Addressed, EngineOptions,
-                                    NoAnswer, send)
+from manager.cluster.engine import CONNECTION_ERRORS, HEAD_TIMEOUT, STREAM_TIMEOUT, Addressed, NoAnswer, send
+from manager.cluster.options import EngineOptions
 from manager.errors import ApiError
 
 log = logging.getLogger("shoal.replica")

@@ -3,6 +3,8 @@ the project's modules, and every import runs in an allowed direction."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "manager.cluster": ("manager.errors", "scheduler", "discovery", *LEAVES),
     "manager.api": ("manager.cluster", "manager.errors", "scheduler", *LEAVES),
     "manager.cmd": ("manager", "discovery", "scheduler", *LEAVES),
+    "manager.config": ("manager.cluster.options", "scheduler", *LEAVES),
+    "manager.serve": ("manager", "discovery", *LEAVES),
     "bench": ("shoal", "manager", "agent", "scheduler", "discovery", "lab"),
     "tests": PACKAGES,
 }
@@ -118,6 +122,16 @@ def test_nothing_imports_the_console_script_or_the_tests():
     wrong = [f"{m} -> {t}" for m, targets in GRAPH.items() for t in targets
              if not m.startswith("tests") and (t.startswith("tests") or (t == "shoal.cli" and m != "shoal.__main__"))]
     assert wrong == []
+
+
+def test_the_console_script_checks_flags_before_loading_what_serves():
+    """Every command's flags parse and check without aiohttp, uvloop, pydantic or the manager's
+    cluster and API loaded (they come only once a command runs), so a flag error is told at once."""
+    code = ("import sys, shoal.cli; print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in "
+            "('aiohttp', 'uvloop', 'pydantic')} | {m for m in sys.modules if m.startswith(('manager.api', "
+            "'manager.cluster.cluster', 'manager.serve', 'agent.join'))}))")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout == "[]\n"
 
 
 @pytest.mark.parametrize("handler", HANDLERS)

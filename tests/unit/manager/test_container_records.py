@@ -8,7 +8,8 @@ import time
 from manager.api import render
 from manager.cluster.cluster import Cluster
 from manager.cluster.containers import ContainerCache, Interner, State, from_list_row
-from manager.cluster.engine import Engine, EngineOptions
+from manager.cluster.engine import Engine
+from manager.cluster.options import EngineOptions
 from scheduler import Scheduler
 from scheduler.node import PortBinding
 

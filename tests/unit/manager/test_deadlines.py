@@ -14,7 +14,8 @@ from aiohttp import web
 from lab.procs import free_port
 from manager.api.proxy import head_timeout
 from manager.cluster import images
-from manager.cluster.engine import HEAD_TIMEOUT, Engine, EngineDown, EngineOptions
+from manager.cluster.engine import HEAD_TIMEOUT, Engine, EngineDown
+from manager.cluster.options import EngineOptions
 from manager.errors import ApiError
 
 

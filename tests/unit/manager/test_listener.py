@@ -12,7 +12,7 @@ from manager.api import listener, render
 from manager.api.jsonio import MAX_BODY
 from manager.api.routes import build_app
 from manager.cluster.cluster import Cluster
-from manager.cluster.engine import EngineOptions
+from manager.cluster.options import EngineOptions
 from scheduler import Scheduler
 from lab.procs import free_port
 

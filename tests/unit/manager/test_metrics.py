@@ -6,7 +6,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from manager.api.routes import build_app
 from manager.cluster.cluster import Cluster
-from manager.cluster.engine import EngineOptions
+from manager.cluster.options import EngineOptions
 from scheduler import Scheduler
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from manager.api.render import list_containers
 from manager.cluster.cluster import Cluster
-from manager.cluster.engine import EngineOptions
 from manager.cluster.networks import find_network, place_networks
+from manager.cluster.options import EngineOptions
 from manager.cluster.snapshot import node_snapshot
 from manager.errors import ApiError
 from scheduler import Scheduler

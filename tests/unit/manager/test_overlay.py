@@ -8,7 +8,8 @@ import pytest
 
 from manager.api.render import info
 from manager.cluster.cluster import Cluster
-from manager.cluster.engine import EngineOptions, membership_of
+from manager.cluster.engine import membership_of
+from manager.cluster.options import EngineOptions
 from manager.cluster.overlay import KV, SWARM, Domain, overlay_view
 from scheduler import ContainerSpec, NoFit, Scheduler
 from tests.unit.manager.test_networks import net

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from manager.cluster.engine import Engine, EngineOptions
+from manager.cluster.engine import Engine
+from manager.cluster.options import EngineOptions
 from manager.cluster.nodes import NodeSettings, node_id, updated
 from manager.cluster.containers import Interner, from_inspect
 from manager.cluster.reschedule import create_config, pending_summary

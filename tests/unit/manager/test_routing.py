@@ -86,7 +86,7 @@ async def served(cors: bool):
 
     from manager.api.routes import build_app
     from manager.cluster.cluster import Cluster
-    from manager.cluster.engine import EngineOptions
+    from manager.cluster.options import EngineOptions
     from scheduler import Scheduler
 
     return TestClient(TestServer(build_app(Cluster(Scheduler(), EngineOptions()), cors=cors)))

@@ -9,9 +9,10 @@ from manager.api.render import list_containers as list_json, status_text
 from manager.cluster.timefmt import bytes_size, human_duration, parse_time
 from manager.cluster.cluster import Cluster
 from manager.cluster.containers import State
-from manager.cluster.engine import Engine, EngineOptions
+from manager.cluster.engine import Engine
 from manager.cluster.events import tag_event
 from manager.cluster.images import image_matches, image_named, normalize_ref, tag_matches_reference
+from manager.cluster.options import EngineOptions
 from manager.errors import ApiError
 from scheduler import ContainerSpec, Scheduler
 from scheduler.spec import engine_cpu_shares

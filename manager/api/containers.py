@@ -127,8 +127,8 @@ async def commit(call: Call) -> web.StreamResponse:
 
 # ---- exec ----------------------------------------------------------------------------------------
 async def exec_create(call: Call) -> web.Response:
-    engine, container, path = _target(call)
     request = await read_model(call, ExecCreateBody)
+    engine, container, path = _target(call)
     status, body = await engine.call("POST", path, body=request.raw)
     if status != 201:
         raise engine_error(status, body)

@@ -89,9 +89,9 @@ async def inspect(call: Call) -> web.Response:
 
 async def update(call: Call) -> web.Response:
     """`POST /nodes/{id}/update?version=N`: availability and labels, kept in the cluster state."""
+    spec = (await read_model(call, NodeSpecBody)).raw
     engine = _find(call)
-    settings = updated(call.cluster.node_settings(engine), (await read_model(call, NodeSpecBody)).raw,
-                       call.request.query.get("version"))
+    settings = updated(call.cluster.node_settings(engine), spec, call.request.query.get("version"))
     if call.leadership.replicated and call.leadership.fence is None:
         raise ApiError(503, "this manager is no longer the primary; retry")
     await call.cluster.save_node_settings(engine, settings, call.leadership.fence)

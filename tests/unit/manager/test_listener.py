@@ -3,14 +3,17 @@ own statuses in dockerd's JSON shape, slow senders cut off, the catch-all 500 lo
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
+import re
 
 import pytest
 
 from manager.api import listener, render
 from manager.api.jsonio import MAX_BODY
-from manager.api.routes import build_app
+from manager.api import images
+from manager.api.routes import ROUTES, build_app, resolve
 from manager.cluster.cluster import Cluster
 from manager.cluster.options import EngineOptions
 from scheduler import Scheduler
@@ -132,9 +135,50 @@ async def test_the_catch_all_500_carries_a_request_id_that_is_logged(api, monkey
     assert f"internal error request_id={request_id} method=GET path=/version" in caplog.text
 
 
-@pytest.mark.parametrize("what", ["containers", "images", "networks", "volumes"])
-async def test_prune_filters_are_checked_before_any_engine_is_asked(api, what):
-    status, body = await exchange(api, f"POST /v1.41/{what}/prune?filters=%7B%22until%22%3A5%7D HTTP/1.1\r\n"
-                                       "Host: x\r\nContent-Length: 0\r\n\r\n".encode())
-    assert (status, body["message"]) == (400, "invalid filter '{\"until\":5}': until: expected an array of "
-                                              "strings or an object of booleans, got 5")
+RAW_BODIES = {images.session}  # a BuildKit session's bytes go to the hijack as they are
+# (method, path, body, the 400's message): every route whose handler reads a body or a typed query
+BAD_INPUT = [
+    ("POST", "/containers/create", {"Env": 1}, "invalid request body: Env: expected an array, got 1"),
+    ("POST", "/containers/web/update", {"Memory": "1g"}, 'invalid request body: Memory: expected an integer, got "1g"'),
+    ("POST", "/containers/web/exec", {"Cmd": [1]},
+     "invalid request body: Cmd: expected a string or an array of strings, got [1]"),
+    ("POST", "/exec/e1/start", {"Detach": "yes"}, 'invalid request body: Detach: expected true or false, got "yes"'),
+    ("POST", "/commit?container=web", {"Labels": ["a"]}, 'invalid request body: Labels: expected an object, got ["a"]'),
+    ("POST", "/networks/create", {"Name": 5}, "invalid request body: Name: expected a string, got 5"),
+    ("POST", "/networks/n1/connect", {"Container": 5}, "invalid request body: Container: expected a string, got 5"),
+    ("POST", "/networks/n1/disconnect", {}, "invalid request body: Container: is required"),
+    ("POST", "/volumes/create", {"DriverOpts": {"size": 1}},
+     "invalid request body: DriverOpts.size: expected a string, got 1"),
+    ("POST", "/nodes/node1/update?version=1", {"Labels": {"a": 1}},
+     "invalid request body: Labels.a: expected a string, got 1"),
+    ("POST", "/auth", {"username": 5}, "invalid request body: username: expected a string, got 5"),
+    ("POST", "/build?memory=lots", None, 'invalid build parameters: memory: expected an integer, got "lots"'),
+    *[("GET", f"/{what}?filters=%7B%22label%22%3A5%7D", None,
+       "invalid filter '{\"label\":5}': label: expected an array of strings or an object of booleans, got 5")
+      for what in ("containers/json", "images/json", "networks", "volumes", "nodes", "events")],
+    *[("POST", f"/{what}/prune?filters=%7B%22until%22%3A5%7D", None,  # checked before any engine is asked
+       "invalid filter '{\"until\":5}': until: expected an array of strings or an object of booleans, got 5")
+      for what in ("containers", "images", "networks", "volumes")],
+]
+
+
+@pytest.mark.parametrize("method, path, body, message", BAD_INPUT)
+async def test_every_body_shoal_reads_is_checked_before_anything_else(api, method, path, body, message):
+    """The cluster has no engine, node, network or exec here: a 400 about the body (not a 404 about
+    the object) proves the body is validated first, by the model, for every route that reads one."""
+    data = b"" if body is None else json.dumps(body).encode()
+    status, answer = await exchange(api, f"{method} /v1.41{path} HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                         f"application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
+    assert (status, answer["message"]) == (400, message)
+
+
+def test_every_handler_that_reads_input_is_in_the_list_above():
+    """A route added later that reads a body or typed parameters must get a model and a case above;
+    nothing reads the request by hand (`request.read()`, `.json()`...) outside manager.api.jsonio."""
+    checked = {resolve(method, path.split("?")[0])[0] for method, path, _, _ in BAD_INPUT}
+    for _, _, handler in ROUTES:
+        source = inspect.getsource(handler)
+        assert not re.search(r"request\.(read|json|text|post)\(", source), handler.__qualname__
+        reads = re.search(r"\b(read_model|read_body|validate|parse_filters)\(", source)
+        if reads and handler not in RAW_BODIES:
+            assert handler in checked, f"{handler.__module__}.{handler.__qualname__} reads input: add a case"

@@ -105,6 +105,13 @@ OTHER_BODIES = {  # path template -> (fields to spoil, a valid body, the engines
     "/networks/bridge/disconnect": ([("Container",), ("Force",)], {"Container": PREFIX + "none"}, ()),
     "/volumes/create": ([("Name",), ("Driver",), ("DriverOpts",), ("Labels",)],
                         {"Name": PREFIX + "vol", "Labels": {FUZZ_LABEL: "1"}}, ("local", "")),
+    # no such container or node (no name has a `~`): a body that passes is a 404, nothing is committed or drained
+    "/commit?container={fuzz}~": ([("Cmd",), ("Env",), ("Env", 0), ("Labels",), ("ExposedPorts",), ("User",)],
+                                 {"Cmd": ["true"]}, ()),
+    "/nodes/{fuzz}~/update?version=1": ([("Availability",), ("Labels",), ("Labels", "a"), ("Role",), ("Name",)],
+                                       {"Availability": "active"}, ()),
+    "/auth": ([("username",), ("password",), ("email",), ("auth",)],  # always the lab registry
+              {"username": PREFIX, "password": PREFIX, "serveraddress": "{registry}"}, ()),
 }
 
 
@@ -215,9 +222,9 @@ def fuzz_requests(registry: str, target: str) -> st.SearchStrategy[FuzzRequest]:
 
     def other(template: str) -> st.SearchStrategy[FuzzRequest]:
         fields, base, drivers = OTHER_BODIES[template]
-        base = json.loads(json.dumps(base).replace("{target}", target))
+        base = json.loads(json.dumps(base).replace("{target}", target).replace("{registry}", registry))
         return st.builds(
-            lambda fuzz, body: _simple("POST", template.format(target=target, fuzz=fuzz), "", body),
+            lambda fuzz, body: _simple("POST", *template.format(target=target, fuzz=fuzz).partition("?")[::2], body),
             _fuzz_ref(), st.one_of(st.just(base), _spoiled(base, fields, drivers or ("",))).flatmap(_encoded))
 
     listings = st.builds(
@@ -232,6 +239,11 @@ def fuzz_requests(registry: str, target: str) -> st.SearchStrategy[FuzzRequest]:
                                          "shmsize", "t", "q", "nocache"]),
                         st.one_of(json_values(1).map(json.dumps), _texts()), max_size=3).map(urlencode),
         st.sampled_from([b"", b"not a tar"]))
+    archives = st.builds(  # docker load, docker import -: never a valid archive, so no image is made
+        lambda path, query: _simple("POST", path, query, b"not a tar", "application/x-tar"),
+        st.sampled_from(["/images/load", "/images/create"]),
+        st.builds(lambda repo, quiet: urlencode({"fromSrc": "-", "repo": repo, "quiet": quiet}),
+                  st.one_of(_fuzz_ref(), _texts()), _texts()))
     ref_paths = st.builds(
         lambda v, method, template, ref, query: _simple(method, v + template.format(quote(ref, safe="")), query),
         _version(), st.sampled_from(["GET", "POST", "DELETE", "PUT", "HEAD"]),
@@ -262,7 +274,7 @@ def fuzz_requests(registry: str, target: str) -> st.SearchStrategy[FuzzRequest]:
     big = st.just(_simple("POST", "/containers/create", "", b'{"Image":"busybox","Env":["' + b"x" * 3_000_000
                           + b'"]}'))
     return st.one_of(
-        create, create, create, *(other(t) for t in OTHER_BODIES), listings, events, build, ref_paths,
+        create, create, create, *(other(t) for t in OTHER_BODIES), listings, events, build, archives, ref_paths,
         target_paths, raw, big)
 
 

@@ -28,11 +28,12 @@ def mgr(lab, tmp_path_factory) -> Manager:
 
 
 def engine_objects(lab) -> dict[str, set[str]]:
-    """Every container, network and volume on every engine, asked directly."""
-    found: dict[str, set[str]] = {"containers": set(), "networks": set(), "volumes": set()}
+    """Every container, image, network and volume on every engine, asked directly."""
+    found: dict[str, set[str]] = {"containers": set(), "images": set(), "networks": set(), "volumes": set()}
     for addr in lab.engines:
         client = docker.DockerClient(base_url=f"tcp://{addr}", timeout=30)
         found["containers"] |= {c.id for c in client.containers.list(all=True)}
+        found["images"] |= {f"{addr} {i.id}" for i in client.images.list(all=True)}
         found["networks"] |= {n.id for n in client.networks.list()}
         found["volumes"] |= {v.name for v in client.volumes.list()}
         client.close()
@@ -67,7 +68,7 @@ def test_fuzzed_requests_get_clear_errors_and_leave_nothing_behind(mgr, lab):
         loop.run_until_complete(session.close())
         loop.close()
     print(fuzzer.tally.line(alive=True), dict(sorted(fuzzer.tally.statuses.items())))
-    assert engine_objects(lab) == before  # every container, network and volume it made is gone
+    assert engine_objects(lab) == before  # every container, network and volume it made is gone; no image made
     assert set(fuzzer.tally.statuses) - {0, 101, 200, 201, 204, 304, 400, 404, 408, 409, 413, 414, 431, 500, 501} \
         == set(), fuzzer.tally.statuses
 

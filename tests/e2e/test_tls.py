@@ -17,11 +17,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from lab.daemons import REPO, start_manager as spawn_manager
+from lab.daemons import REPO, start_agent, start_manager as spawn_manager
 from lab.lifecycle import down
 from lab.procs import free_port, stop
 from lab.state import LabState, load
-from lab.tls import docker_cert_path, kv_flags, make_tls
+from lab.tls import docker_cert_path, kv_flags, make_tls, tls_flags
 from tests.e2e.test_lab import side_lab
 from tests.support.manager import Manager, client_env, start_manager, start_replicated
 
@@ -167,6 +167,24 @@ def test_list_and_discovery_over_etcd_tls(tls_lab):
     plain = subprocess.run([sys.executable, "-m", "shoal", "list", "--timeout", "2s", url],
                            cwd=REPO, capture_output=True, text=True, timeout=30)
     assert plain.returncode == 1 and plain.stdout == ""
+
+
+def test_join_health_checks_a_tls_engine_with_the_tls_flags(tls_lab, tmp_path):
+    """`shoal join` registers a TLS engine only when its TLS flags let the health check through."""
+    engine, paths = tls_lab.engines[0], tls_lab.tls_paths
+    agents = {prefix: start_agent(engine, f"etcd://{tls_lab.etcd}/{prefix}", tmp_path / f"{prefix}.log",
+                                  flags=tls + kv_flags(paths))
+              for prefix, tls in (("probetls", tls_flags(paths, client=True)), ("probeplain", []))}
+    try:
+        lists = {prefix: subprocess.Popen([sys.executable, "-m", "shoal", "list", "--timeout", "5s", *kv_flags(paths),
+                                           f"etcd://{tls_lab.etcd}/{prefix}"], cwd=REPO, stdout=subprocess.PIPE,
+                                          stderr=subprocess.DEVNULL, text=True) for prefix in agents}
+        listed = {prefix: ls.communicate(timeout=30)[0] for prefix, ls in lists.items()}
+    finally:
+        stop(list(agents.values()))
+    logs = {prefix: (tmp_path / f"{prefix}.log").read_text() for prefix in agents}
+    assert listed["probetls"].split() == [engine] and "engine answering" in logs["probetls"], logs
+    assert listed["probeplain"] == "" and "engine not answering" in logs["probeplain"], logs
 
 
 def test_a_mixed_fleet_is_refused_per_node(tls_lab, lab, tmp_path):

@@ -105,7 +105,7 @@ def _healthy_first(engines: list[Engine], ref: str) -> list[Engine]:
 
 
 async def forward(call: Call) -> web.StreamResponse:
-    """inspect, history, save: from the first (healthy) node that has the image."""
+    """inspect, history: from the first (healthy) node that has the image."""
     return await proxy(call.request, _holders(call)[0], call.path, call.version)
 
 
@@ -119,8 +119,9 @@ async def push(call: Call) -> web.StreamResponse:
 
 
 async def save(call: Call) -> web.StreamResponse:
-    """`docker save a b ...`: the tar from one healthy node that has every image named."""
-    names = call.request.query.getall("names", [])
+    """`docker save a b ...` (`/images/get?names=`), docker-py's `/images/{name}/get`: the tar from one
+    healthy node that has every image named."""
+    names = [unquote(call.args["image"])] if call.args.get("image") else call.request.query.getall("names", [])
     for engine in call.cluster.healthy():
         if all(any(cluster_images.image_named(i, n) for i in engine.images) for n in names):
             return await proxy(call.request, engine, call.path, call.version)

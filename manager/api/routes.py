@@ -73,7 +73,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", r"/build/prune", img.prune_builds),
     ("POST", r"/build/cancel", img.cancel_build),
     ("POST", r"/session", img.session),  # BuildKit, hijacked to its build's node
-    ("GET", rf"/images/{IMAGE}/(?:json|history|get)", img.forward),
+    ("GET", rf"/images/{IMAGE}/get", img.save),
+    ("GET", rf"/images/{IMAGE}/(?:json|history)", img.forward),
     ("POST", rf"/images/{IMAGE}/push", img.push),
     ("POST", rf"/images/{IMAGE}/tag", img.tag),
     ("DELETE", rf"/images/{IMAGE}", img.remove),

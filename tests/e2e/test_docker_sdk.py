@@ -1,6 +1,10 @@
 """The Docker SDK for Python (docker-py) against `shoal manage` on the lab."""
 from __future__ import annotations
 
+import io
+import json
+import tarfile
+
 import docker
 import pytest
 
@@ -50,11 +54,14 @@ def test_sdk_errors_are_docker_errors(sdk):
     assert "Unable to find a node that satisfies" in err.value.explanation
 
 
-def test_sdk_save_by_name_and_load_on_every_node(sdk):
-    """`Image.save(named=...)` is `GET /images/{name}/get` (the CLI sends `/images/get?names=`);
+def test_sdk_save_by_name_and_id_and_load_on_every_node(sdk):
+    """`Image.save()` is `GET /images/{id or name}/get` (the CLI sends `/images/get?names=`);
     `images.load` reads the per-node `Loaded image:` lines."""
     sdk.images.get("busybox").tag("sdksaved", "1")
-    archive = b"".join(sdk.images.get("sdksaved:1").save(named="sdksaved:1"))
+    saved = sdk.images.get("sdksaved:1")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(saved.save()))) as tar:  # by ID: no tag inside
+        assert json.load(tar.extractfile("manifest.json"))[0]["Config"].startswith(saved.id.removeprefix("sha256:"))
+    archive = b"".join(saved.save(named="sdksaved:1"))
     sdk.images.remove("sdksaved:1")
     with pytest.raises(docker.errors.ImageNotFound):
         sdk.images.get("sdksaved:1")
@@ -67,4 +74,4 @@ def test_sdk_save_by_name_and_load_on_every_node(sdk):
         sdk.images.remove("sdksaved:1")
     with pytest.raises(docker.errors.NotFound) as err:
         b"".join(sdk.api.get_image("nosuch:1"))
-    assert "nosuch:1" in err.value.explanation
+    assert err.value.explanation == "Unable to find a healthy engine containing all images: [nosuch:1]"

@@ -35,6 +35,8 @@ def test_version_prefix_is_optional(raw, version, path):
     ("POST", "/exec/e1/start", ctr.exec_start, {"exec": "e1"}),
     ("GET", "/images/127.0.0.1:5000/busybox/json", img.forward, {"image": "127.0.0.1:5000/busybox"}),
     ("POST", "/images/127.0.0.1:5000/busybox/push", img.push, {"image": "127.0.0.1:5000/busybox"}),
+    ("GET", "/images/127.0.0.1:5000/busybox:v1/get", img.save, {"image": "127.0.0.1:5000/busybox:v1"}),
+    ("GET", "/images/get", img.save, {}),
     ("DELETE", "/images/127.0.0.1:5000/busybox:v1", img.remove, {"image": "127.0.0.1:5000/busybox:v1"}),
     ("POST", "/images/busybox/tag", img.tag, {"image": "busybox"}),
     ("POST", "/images/create", img.pull, {}),

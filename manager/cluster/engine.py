@@ -606,19 +606,18 @@ class Engine(Addressed):
         elif kind == "image" or action == "commit":
             await self.refresh_images()
         elif kind == "network":
-            await self._network_event(action, event.get("Actor") or {})
+            await self._network_event(action, event.get("Actor") or {}, event.get("scope", "local"))
         self.notify(self, event)
 
-    async def _network_event(self, action: str, actor: dict) -> None:
+    async def _network_event(self, action: str, actor: dict, scope: str) -> None:
         """A removed network leaves the cache; one not in it yet (made outside Shoal, or a swarm-scope
         network on a worker whose first container joins it) is re-listed; a container that joins
         or leaves a network while it runs (`docker network connect` straight on the engine) is
-        re-inspected. A swarm-scope network is re-listed on `destroy` too: the engine sends one
-        when its last local container leaves the network, which a swarm manager still lists."""
+        re-inspected. A swarm manager's local `destroy` of a swarm-scope network only says that its
+        last local container left it: the network stays (its removal is a swarm-scope `remove`)."""
         if action in ("destroy", "remove"):
-            if any(n["Id"] == actor.get("ID") and n.get("Scope") == "swarm" for n in self.networks):
-                await self.refresh_networks()
-            else:
+            if not (scope == "local" and self.membership.swarm_manager and any(
+                    n["Id"] == actor.get("ID") and n.get("Scope") == "swarm" for n in self.networks)):
                 self.forget_network(actor.get("ID", ""))
         elif not any(n["Id"] == actor.get("ID") for n in self.networks) and \
                 (actor.get("Attributes") or {}).get("name") not in self._expected_networks:

@@ -67,6 +67,23 @@ def test_a_create_without_a_driver_is_an_overlay_only_when_every_healthy_node_ca
     assert view.default_driver([]) == "bridge"
 
 
+def network_event(action: str, network: dict, scope: str) -> dict:
+    """A network event as dockerd 20.10 sends it."""
+    return {"Type": "network", "Action": action, "scope": scope,
+            "Actor": {"ID": network["Id"], "Attributes": {"name": network["Name"], "type": "overlay"}}}
+
+
+async def test_an_overlay_stays_on_its_swarm_manager_when_its_last_local_container_leaves(cluster):
+    e1, e2, _ = cluster.listed_engines()
+    await e1._apply(network_event("destroy", OVERLAY, "local"))  # the node's data plane let go of it
+    assert "appnet" in cluster.overlay().networks[Domain(SWARM, "clu1")]
+    e2.networks = [*e2.networks, OVERLAY]  # a worker lists it while a container of its is on it
+    await e2._apply(network_event("destroy", OVERLAY, "local"))
+    assert OVERLAY not in e2.networks  # as the worker's own list has it then
+    await e1._apply(network_event("remove", OVERLAY, "swarm"))  # the network's removal
+    assert OVERLAY not in e1.networks and cluster.overlay().networks[Domain(SWARM, "clu1")] == set()
+
+
 def test_placement_on_an_overlay_skips_the_nodes_outside_it(cluster):
     spec = ContainerSpec.from_create_body({"Image": "busybox", "HostConfig": {"NetworkMode": "appnet"}})
     ranked = cluster.scheduler.rank(spec, cluster.nodes())

@@ -40,9 +40,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
     for what, addr in (("registry", state.registry), ("etcd", state.etcd), ("overlay", state.overlay)):
         if addr:
             print(f"{what}\t{addr}")
-    if state.manager and state.tls:
-        print(f"export DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={Path(state.tls) / 'docker'}")
-    if state.manager:
+    if state.manager:  # the dashboard and metrics: the API's listener, with its access rules
+        base = f"{'https' if state.tls else 'http'}://{state.manager}"
+        print(f"dashboard\t{base}/dashboard/\nmetrics\t{base}/metrics")
+        if state.tls:
+            print(f"export DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={Path(state.tls) / 'docker'}")
         print(f"export DOCKER_HOST=tcp://{state.manager}")
     return 0
 

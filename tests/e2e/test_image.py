@@ -69,7 +69,8 @@ def test_containerised_manager_and_agents_form_a_cluster(lab: LabState, image: s
            "--engine-refresh-max-interval", "10s", discovery)
     for node in lab.nodes:
         docker(node.engine, "run", "-d", "--name", "shoal-agent", image,
-               "join", "--advertise", node.engine, "--heartbeat", "1s", "--ttl", "3s", discovery)
+               "join", "--log-format", "json", "--advertise", node.engine, "--heartbeat", "1s", "--ttl", "3s",
+               discovery)
     manager = f"{lab.nodes[0].ip}:{MANAGER_PORT}"
 
     def three_healthy() -> bool:
@@ -87,10 +88,18 @@ def test_containerised_manager_and_agents_form_a_cluster(lab: LabState, image: s
         assert "node3/imgweb" in names
         assert {"node1/shoal-manager", "node1/shoal-agent", "node2/shoal-agent", "node3/shoal-agent"} <= set(names)
     docker(manager, "rm", "-f", "imgweb")
-    logs = subprocess.run(["docker", "-H", f"tcp://{node1}", "logs", "shoal-manager"], capture_output=True,
-                          text=True).stderr.splitlines()
-    lines = [json.loads(line) for line in logs]  # --log-format json: every line is one JSON object
+    lines = json_logs(node1, "shoal-manager")
     connected = {line["node"] for line in lines if line["event"] == "engine connected"}
     assert connected == {"node1", "node2", "node3"}
     created = [line for line in lines if line["event"] == "container created" and line["name"] == "imgweb"]
     assert created[0]["node"] == "node3" and created[0]["took_ms"] > 0
+    for node in lab.nodes:
+        joining = [line for line in json_logs(node.engine, "shoal-agent") if line["event"] == "joining"]
+        assert joining and joining[0]["addr"] == node.engine and joining[0]["heartbeat"] == "1s"
+
+
+def json_logs(engine: str, container: str) -> list[dict]:
+    """A container's stderr under `--log-format json`: every line must be one JSON object."""
+    logs = subprocess.run(["docker", "-H", f"tcp://{engine}", "logs", container], capture_output=True,
+                          text=True, timeout=30).stderr.splitlines()
+    return [json.loads(line) for line in logs]

@@ -110,6 +110,7 @@ def test_policy_containers_move_once_and_the_rest_stay(mgr, lab, tmp_path):
                                 capture_output=True, text=True, timeout=60, check=True).stdout.split()
     assert len(compose_ps) == 1
 
+    reconnects = mgr.metrics("shoal_event_stream_reconnects_total", node="node2")
     restart_engine(lab, "node2")
     node2 = docker.DockerClient(base_url=f"tcp://{lab.engines[1]}", timeout=30)
 
@@ -119,6 +120,7 @@ def test_policy_containers_move_once_and_the_rest_stay(mgr, lab, tmp_path):
             and "  └ Rescheduling" not in dict(mgr.info_rows())
 
     wait_until(settled, 40, "node2's old copies removed and the pinned container kept")
+    assert mgr.metrics("shoal_event_stream_reconnects_total", node="node2") > reconnects  # its /events again
     final = where(mgr)
     assert all(len(final[n]) == 1 for n in [*MOVED, "rs-stay", "rs-pinned"]), final
     assert final["rs-pinned"][0][0] == "node2" and all(final[n][0][0] != "node2" for n in MOVED)

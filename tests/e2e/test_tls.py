@@ -73,6 +73,7 @@ def test_lab_up_prints_the_exports_and_keeps_keys_private(made):
     state, out = made
     assert f"export DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={state.tls}/docker\n" in out
     assert f"export DOCKER_HOST=tcp://{state.manager}\n" in out
+    assert f"dashboard\thttps://{state.manager}/dashboard/\nmetrics\thttps://{state.manager}/metrics\n" in out
     assert [n.engine.rsplit(":", 1)[1] for n in state.nodes] == ["2376", "2376"]
     keys = list(Path(state.tls).glob("*.key")) + [Path(state.tls) / "docker" / "key.pem"]
     assert len(keys) == 6 and all(stat.S_IMODE(k.stat().st_mode) == 0o600 for k in keys)

@@ -3,7 +3,6 @@ against a manager on the real lab: nodes, live containers, placements and no-fit
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -12,13 +11,12 @@ from typing import Iterator
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
+from lab.browser import headless_chromium, query
 from lab.state import LabState
 from tests.support.manager import Manager, start_manager
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = Path(os.environ.get("SHOAL_ARTIFACTS", "/tmp/shoal-artifacts"))
 LIVE_WITHIN = 2.0  # seconds from `docker run` to the container on its node's card
 
@@ -34,17 +32,7 @@ def manager(lab: LabState, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
-    """Headless Chromium as root: no sandbox, no GPU, no network of its own, a fresh profile."""
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if shutil.which(p) is None]
-    if missing:
-        pytest.fail(f"missing {', '.join(missing)} (apt-get install chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver = headless_chromium(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 
@@ -52,14 +40,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
 def wait(browser: webdriver.Chrome, check, timeout: float = 10.0, what: str = ""):
     """Poll the page until `check(browser)` returns something truthy; that value."""
     return WebDriverWait(browser, timeout, poll_frequency=0.05).until(check, what)
-
-
-def query(browser: webdriver.Chrome, selector: str, attribute: str | None = None) -> list[str]:
-    """The text (or `attribute`) of every element matching `selector`, read in one go: the page
-    redraws its nodes on every change, so an element found earlier may be gone."""
-    return browser.execute_script(
-        "return [...document.querySelectorAll(arguments[0])]"
-        ".map(e => arguments[1] ? e.getAttribute(arguments[1]) : e.textContent)", selector, attribute)
 
 
 def cards(browser: webdriver.Chrome) -> dict[str, str]:

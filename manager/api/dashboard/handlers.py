@@ -18,8 +18,9 @@ PAGE_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"
                 "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
                 "X-Frame-Options": "DENY"}
 TICK = 0.25  # how often the stream looks for a changed cluster
-STATE_EVERY = 10.0  # the state goes out at least this often (running times move on; keeps it open)
-BUILD_SHARE = 0.1  # at most this share of the time goes to building states for one client
+STATE_EVERY = 10.0  # the whole picture goes out again at least this often (running times move on)...
+REFRESH_SHARE = 0.005  # ...or less often, so that these refreshes cost at most this share of the time
+BUILD_SHARE = 0.1  # at most this share of the time goes to building updates for one client
 
 
 async def root(call: Call) -> web.StreamResponse:
@@ -44,23 +45,36 @@ def _message(kind: str, data: object) -> bytes:
 
 
 async def stream(call: Call) -> web.StreamResponse:
-    """`GET /dashboard/stream`: server-sent events; `state` (the whole picture) whenever it changed
-    and at least every STATE_EVERY seconds, `event` for each event of the merged stream (the recent
+    """`GET /dashboard/stream`: server-sent events; `state`, the whole picture, first and then every
+    STATE_EVERY seconds or less often on a large cluster (REFRESH_SHARE); `update` whenever nodes or
+    placements changed, with only those; `event` for each event of the merged stream (the recent
     ones first)."""
     cluster = call.cluster
     queue = cluster.events.subscribe(since=0)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "X-Accel-Buffering": "no"})
     await resp.prepare(call.request)
-    seen, sent, next_state = None, 0.0, 0.0
+    shown: dict[str, tuple] = {}
+    placements, next_look, next_state = -1, 0.0, 0.0
     try:
         while True:
-            now = time.monotonic()
-            version = view.state_version(cluster)
-            if now >= next_state and (version != seen or now - sent > STATE_EVERY):
-                await resp.write(_message("state", view.state(cluster)))
-                seen, sent = version, time.monotonic()
-                next_state = sent + max(TICK, (sent - now) / BUILD_SHARE)
+            began = time.monotonic()
+            if began >= next_look:
+                versions = view.node_versions(cluster)
+                if began >= next_state:
+                    message = _message("state", view.state(cluster))
+                    next_state = began + max(STATE_EVERY, (time.monotonic() - began) / REFRESH_SHARE)
+                    next_look = began + TICK
+                else:
+                    changed = [addr for addr, version in versions.items() if shown.get(addr) != version]
+                    removed = [addr for addr in shown if addr not in versions]
+                    new_placements = cluster.placements.count != placements
+                    message = _message("update", view.update(cluster, changed, removed, new_placements)) \
+                        if changed or removed or new_placements else b""
+                    next_look = began + max(TICK, (time.monotonic() - began) / BUILD_SHARE)
+                shown, placements = versions, cluster.placements.count
+                if message:
+                    await resp.write(message)
             try:
                 events = [await asyncio.wait_for(queue.get(), TICK)]
             except asyncio.TimeoutError:

@@ -1,5 +1,5 @@
 """What the dashboard shows, as JSON: the cluster's nodes with their reservations and containers,
-the last placements, and events in a short form."""
+the last placements, and events in a short form; after the whole picture, only what changed."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,8 +7,12 @@ import time
 
 from manager.api.render import status_text
 from manager.cluster.cluster import Cluster
-from manager.cluster.engine import Engine
+from manager.cluster.engine import HEALTHY, PENDING, Engine
+from manager.cluster.placements import Placement
 from manager.cluster.snapshot import node_of
+
+REASON_GROUPS = 10  # distinct no-fit reasons shown per placement (most nodes say the same thing)
+NODES_NAMED = 5  # nodes named per reason
 
 
 def _node(cluster: Cluster, engine: Engine, now: float) -> dict:
@@ -18,7 +22,7 @@ def _node(cluster: Cluster, engine: Engine, now: float) -> dict:
     containers = sorted(engine.containers.values(), key=lambda c: c.name)
     return {
         "name": engine.name, "addr": engine.addr, "state": engine.state, "error": engine.error,
-        "labels": dict(sorted(engine.labels.items())),
+        "availability": engine.availability, "labels": dict(sorted(engine.all_labels.items())),
         "cpus": {"used": node.used_cpus if node else 0, "total": scheduler.total_cpus(node) if node else 0},
         "memory": {"used": node.used_memory if node else 0,
                    "total": scheduler.total_memory(node) if node else 0},
@@ -27,23 +31,48 @@ def _node(cluster: Cluster, engine: Engine, now: float) -> dict:
     }
 
 
+def _summary(cluster: Cluster) -> dict:
+    engines = cluster.engines.values()
+    return {"nodes": len(engines), "healthy": sum(e.state == HEALTHY for e in engines),
+            "containers": sum(len(e.containers) for e in engines if e.state != PENDING and e.id),
+            "strategy": cluster.scheduler.strategy_name}
+
+
 def state(cluster: Cluster) -> dict:
     """The whole picture the page draws."""
     now = time.time()
-    engines = cluster.listed_engines()
-    return {
-        "cluster": {"nodes": len(engines), "healthy": len(cluster.healthy()),
-                    "containers": sum(len(e.containers) for e in cluster.validated()),
-                    "strategy": cluster.scheduler.strategy_name},
-        "nodes": [_node(cluster, e, now) for e in engines],
-        "placements": [dataclasses.asdict(p) for p in cluster.placements.recent()],
-    }
+    return {"cluster": _summary(cluster), "nodes": [_node(cluster, e, now) for e in cluster.listed_engines()],
+            "placements": [placement(p) for p in cluster.placements.recent()]}
 
 
-def state_version(cluster: Cluster) -> tuple:
-    """Changes whenever what `state` shows may have changed (but the running times)."""
-    return (cluster.placements.count,
-            tuple((e.addr, e.generation, e.state, e.name) for e in cluster.listed_engines()))
+def update(cluster: Cluster, changed: list[str], removed: list[str], placements: bool) -> dict:
+    """What changed since a state: the nodes (by address) whose cards are redrawn, those gone,
+    and the placements when there are new ones."""
+    now = time.time()
+    message = {"cluster": _summary(cluster), "removed": removed,
+               "nodes": [_node(cluster, cluster.engines[addr], now) for addr in changed]}
+    if placements:
+        message["placements"] = [placement(p) for p in cluster.placements.recent()]
+    return message
+
+
+def node_versions(cluster: Cluster) -> dict[str, tuple]:
+    """Engine address -> a value that changes whenever its card may have (but the running times)."""
+    return {addr: (e.generation, e.state, e.name) for addr, e in cluster.engines.items()}
+
+
+def placement(decision: Placement) -> dict:
+    """One decision; a no-fit's reasons grouped by their text, the commonest first, so that a
+    no-fit on 1,000 nodes is a few lines: `{"reason", "nodes" (the first NODES_NAMED), "count"}`,
+    and `unshown`, the nodes whose reasons are past the first REASON_GROUPS."""
+    groups: dict[str, list[str]] = {}
+    for node, why in decision.reasons.items():
+        groups.setdefault(why, []).append(node)
+    ordered = sorted(groups.items(), key=lambda group: -len(group[1]))
+    return {**dataclasses.asdict(decision),
+            "reasons": [{"reason": why, "nodes": nodes[:NODES_NAMED], "count": len(nodes)}
+                        for why, nodes in ordered[:REASON_GROUPS]],
+            "unshown": sum(len(nodes) for _, nodes in ordered[REASON_GROUPS:])}
 
 
 def event(tagged: dict) -> dict:

@@ -37,8 +37,10 @@ function nodeCard(node) {
   const rows = node.containers.map(c =>
     el("tr", {class: c.state, "data-container": c.name},
        el("td", {}, c.name), el("td", {}, c.image), el("td", {class: "status"}, c.status)));
-  return el("div", {class: "node", "data-node": node.name},
-    el("h3", {}, node.name || node.addr, el("span", {class: `state ${node.state}`}, node.state)),
+  const drained = node.availability !== "active"
+    ? el("span", {class: "availability"}, node.availability) : null;
+  return el("div", {class: "node", "data-node": node.name, "data-addr": node.addr},
+    el("h3", {}, node.name || node.addr, drained, el("span", {class: `state ${node.state}`}, node.state)),
     el("div", {class: "addr"}, node.addr),
     labels ? el("div", {class: "labels"}, labels) : null,
     node.error ? el("div", {class: "error"}, node.error) : null,
@@ -52,8 +54,11 @@ function placementItem(p) {
   const head = p.outcome === "placed"
     ? [`${what} → `, el("b", {}, p.node)]
     : [`${what}: no fit (${p.rule})`];
-  const reasons = Object.entries(p.reasons || {}).map(([node, why]) =>
-    el("li", {"data-node": node}, `${node}: ${why}`));
+  const reasons = p.reasons.map(r => {
+    const more = r.count > r.nodes.length ? ` and ${r.count - r.nodes.length} more` : "";
+    return el("li", {"data-node": r.nodes.join(" ")}, `${r.nodes.join(", ")}${more}: ${r.reason}`);
+  });
+  if (p.unshown) reasons.push(el("li", {}, `${p.unshown} more nodes with other reasons`));
   return el("li", {class: p.outcome, "data-outcome": p.outcome},
     el("span", {class: "time"}, clock(p.time)), ...head, ` ${p.took_ms} ms`,
     reasons.length ? el("ul", {class: "reasons"}, ...reasons) : null);
@@ -65,14 +70,40 @@ function eventItem(e) {
     el("span", {class: "time"}, clock(e.time)), el("b", {}, e.node), ` ${e.type} ${e.action} ${actor}`);
 }
 
-function showState(state) {
-  const c = state.cluster;
+function showSummary(c) {
   document.getElementById("summary").textContent =
     `${c.nodes} nodes, ${c.healthy} healthy · ${c.containers} containers · strategy ${c.strategy}`;
-  const nodes = state.nodes.map(nodeCard);
-  document.getElementById("nodes").replaceChildren(
-    ...(nodes.length ? nodes : [el("div", {class: "empty"}, "no nodes yet")]));
-  document.getElementById("placements").replaceChildren(...state.placements.slice().reverse().map(placementItem));
+}
+
+function showPlacements(placements) {
+  document.getElementById("placements").replaceChildren(...placements.slice().reverse().map(placementItem));
+}
+
+function showNoNodes(box) {
+  if (!box.querySelector(".node")) box.replaceChildren(el("div", {class: "empty"}, "no nodes yet"));
+}
+
+function showState(state) {
+  const box = document.getElementById("nodes");
+  showSummary(state.cluster);
+  box.replaceChildren(...state.nodes.map(nodeCard));
+  showNoNodes(box);
+  showPlacements(state.placements);
+}
+
+// An update redraws only the cards of the nodes that changed (by address).
+function showUpdate(update) {
+  const box = document.getElementById("nodes");
+  const card = addr => box.querySelector(`.node[data-addr="${CSS.escape(addr)}"]`);
+  showSummary(update.cluster);
+  box.querySelector(":scope > .empty")?.remove();
+  for (const addr of update.removed) card(addr)?.remove();
+  for (const node of update.nodes) {
+    const old = card(node.addr);
+    if (old) old.replaceWith(nodeCard(node)); else box.append(nodeCard(node));
+  }
+  showNoNodes(box);
+  if (update.placements) showPlacements(update.placements);
 }
 
 function showEvent(event) {
@@ -87,6 +118,7 @@ function connect() {
   source.addEventListener("open", () => { live.textContent = "live"; live.className = "live on"; });
   source.addEventListener("error", () => { live.textContent = "reconnecting"; live.className = "live off"; });
   source.addEventListener("state", m => showState(JSON.parse(m.data)));
+  source.addEventListener("update", m => showUpdate(JSON.parse(m.data)));
   source.addEventListener("event", m => showEvent(JSON.parse(m.data)));
 }
 

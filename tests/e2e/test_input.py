@@ -75,8 +75,9 @@ def test_fuzzed_requests_get_clear_errors_and_leave_nothing_behind(mgr, lab):
         loop.close()
     print(fuzzer.tally.line(alive=True), dict(sorted(fuzzer.tally.statuses.items())))
     assert engine_objects(lab) == before  # every container, network and volume it made is gone; no image made
-    assert set(fuzzer.tally.statuses) - {0, 101, 200, 201, 204, 304, 400, 404, 408, 409, 413, 414, 431, 500, 501} \
-        == set(), fuzzer.tally.statuses
+    # 403: dockerd's own, e.g. for a second network of the `null` or `host` driver
+    assert set(fuzzer.tally.statuses) - {0, 101, 200, 201, 204, 304, 400, 403, 404, 408, 409, 413, 414, 431, 500,
+                                         501} == set(), fuzzer.tally.statuses
 
 
 async def _session() -> aiohttp.ClientSession:

@@ -244,9 +244,8 @@ async def upload(call: Call) -> web.StreamResponse:
     try:
         return await _tagged(call, engines, stream)
     finally:
-        if pump:
+        if pump:  # not awaited: the answer is complete, and the client may already be gone
             pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
 
 
 async def _tagged(call: Call, engines: list[Engine],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
 import signal
 import subprocess
@@ -65,12 +66,12 @@ def test_commit_by_every_reference_then_run_the_image_on_its_node(mgr, lab, cli)
 
 
 def rootfs_tar(path: Path) -> Path:
-    """A one-file root filesystem to import."""
+    """A root filesystem to import: a greeting and 4 MiB of random bytes (more than one read of it)."""
     with tarfile.open(path, "w") as tar:
-        data = b"imported through shoal\n"
-        info = tarfile.TarInfo("hello.txt")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+        for name, data in (("hello.txt", b"imported through shoal\n"), ("random.bin", os.urandom(4 * 1024 * 1024))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     return path
 
 
@@ -96,6 +97,8 @@ def test_import_load_and_save_of_one_and_several_images(mgr, lab, cli, tmp_path)
     assert holders(mgr, lab, "saved:b") == lab.names and holders(mgr, lab, "imported:1") == lab.names
     listed = mgr.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
     assert listed.count("imported:1") == 1 and listed.count("saved:a") == 1  # grouped by ID
+    for route in ("/images/create", "/images/load"):  # a finished upload counts as answered, not `aborted`
+        assert mgr.metrics("shoal_api_request_seconds_count", method="POST", route=route, status="aborted") == 0
     mgr.docker("-H", f"tcp://{lab.engines[0]}", "tag", "busybox", "onlyone:1")
     mgr.docker("-H", f"tcp://{lab.engines[1]}", "tag", "busybox", "onlytwo:1")
     time.sleep(0.5)  # the image events reach the manager's cache

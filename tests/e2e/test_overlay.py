@@ -205,6 +205,32 @@ def test_compose_project_spreads_over_the_nodes_and_its_services_find_each_other
     assert mgr.docker("network", "ls", "-q", "--filter", f"name={project}").stdout == ""
 
 
+def test_a_node_that_leaves_the_swarm_is_filtered_out_with_its_reason(swarm, clean_swarm):
+    """The last test of the swarm-mode lab: node3 leaves the swarm-mode cluster for good."""
+    state, mgr = swarm
+    mgr.docker("network", "create", "-d", "overlay", "outnet")
+    direct(state.engines[2], "swarm", "leave", "--force")
+    wait_for(lambda: multihost_rows(mgr)[0].endswith(", 2/3 nodes)"), 30, "node3 out of the swarm")
+    assert multihost_rows(mgr)[3] == "none (not in a swarm-mode cluster, no cluster-store)"
+    for cli in CLIS:
+        nofit = mgr.docker("run", "-d", "--net", "outnet", "-e", "constraint:node==node3", "busybox", "true",
+                           check=False, binary=cli)
+        assert nofit.returncode == 125 and "node3: network outnet (node has no multi-host networking)" in nofit.stderr
+        assert "node1: constraint node==node3 (node is node1)" in nofit.stderr
+    members = [mgr.docker("run", "-d", "--net", "outnet", "busybox", "sleep", "300").stdout.strip()
+               for _ in range(3)]  # spread would put one on node3 (no container) were it a member
+    assert {node_of(mgr, m) for m in members} == {"node1", "node2"}
+    outside = mgr.docker("run", "-d", "-e", "constraint:node==node3", "busybox", "sleep", "300").stdout.strip()
+    refused = mgr.docker("network", "connect", "outnet", outside, check=False)
+    assert refused.returncode == 1 and "is on node3, which is not in the swarm-mode overlay" in refused.stderr
+    status, created = mgr.api("POST", "/v1.41/networks/create", json.dumps({"Name": "plainnet"}).encode())
+    assert status == 201  # no driver, and not every node can join an overlay: a bridge on one node
+    plain = mgr.docker("network", "ls", "--filter", "name=plainnet", "--format", "{{.Name}} {{.Driver}}").stdout
+    assert plain.endswith("/plainnet bridge\n") and plain.count("\n") == 1
+    mgr.docker("rm", "-f", *members, outside)
+    mgr.docker("network", "rm", "outnet", "plainnet")
+
+
 # ---- KV overlay --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def kv(tmp_path_factory) -> Iterator[tuple[LabState, Manager]]:

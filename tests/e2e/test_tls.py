@@ -135,6 +135,7 @@ def test_compose_and_docker_py_work_unchanged_over_tls(env, tmp_path, monkeypatc
 
     compose("up", "-d", "--scale", "bird=2")
     assert compose("exec", "-T", "bird", "echo", "composed").stdout == "composed\n"
+    assert compose("run", "--rm", "-T", "bird", "echo", "ran").stdout == "ran\n"  # docker-py's attach socket
     compose("down")
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # requests would prefer them to docker-py's CA
         monkeypatch.delenv(name, raising=False)

@@ -287,9 +287,12 @@ def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = Fals
     rows = [encode(status)[1:-1]]
     for engine in engines:
         rows.append(_node_rows(cluster, engine, view))
-        waiting = pending_summary(moves, engine) if moves else ""
+        waiting = pending_summary(moves, (engine.id,)) if moves and engine.id else ""
         if waiting:
             rows.append(encode(["  └ Rescheduling", waiting]))
+    unlisted = {r["from_node"] for r in moves.values()} - {e.id for e in validated}
+    if unlisted and (waiting := pending_summary(moves, unlisted, named=True)):
+        rows.append(encode(["Rescheduling off nodes not connected", waiting]))  # gone, or not answering
     rows = b",".join(rows)
     return head + b'"SystemStatus":[' + rows + b"]" + tail + b"\n"
 

@@ -79,6 +79,7 @@ class Cluster:
         self.state = state or MemoryState()
         self.state.listen(self._state_changed)
         self.watchers: list[Callable[[Engine, dict], None]] = []  # engine events, after the cache
+        self.members_known = asyncio.Event()  # discovery has given the membership at least once
         self.builds = BuildSessions()
         self.session: aiohttp.ClientSession | None = None
         self._pending: dict[str, list[ContainerInfo]] = {}
@@ -117,6 +118,7 @@ class Cluster:
             engine = Engine(addr, self.session, self.options, self._engine_event, self._duplicate_of)
             self.engines[addr] = engine
             engine.start()
+        self.members_known.set()
 
     def _engine_event(self, engine: Engine, event: dict) -> None:
         """Every engine event: node settings applied on connect, then subscribers, then watchers."""

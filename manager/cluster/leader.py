@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Callable
+from typing import Callable, Protocol
 
 from discovery.backoff import Backoff
 from discovery.etcd_store import EtcdStore, Fence, StoreError, WatchCanceled
@@ -22,6 +22,18 @@ from manager.cluster.metrics import ROLE_CHANGES
 
 log = logging.getLogger("shoal.leader")
 RoleListener = Callable[[bool], None]
+
+
+class Leadership(Protocol):
+    """What the parts that act only as primary need of `Solo` or `Election`."""
+
+    @property
+    def is_primary(self) -> bool: ...
+
+    @property
+    def fence(self) -> Fence | None: ...
+
+    def listen(self, listener: RoleListener) -> None: ...
 
 
 class Solo:

@@ -6,7 +6,8 @@ Only the primary acts. Each move is a record in the cluster state (`reschedule/<
 create configuration, the name, whether it ran, where it came from, attempts and the last error)
 written before anything is done, so a new primary finishes what a dead one started: before
 creating, it asks every healthy engine for a copy with that Swarm ID and adopts it instead
-(extra copies are removed), so redoing is safe. A container that cannot be placed is retried with
+(extra copies are removed), so redoing is safe. What is on an engine that left discovery or died
+while no primary acted is found in the inventory (inventory.py). A container that cannot be placed is retried with
 backoff while its node is down; the reason is a `docker info` row of that node. When the failed
 engine comes back, its old copies are removed (force, with anonymous volumes) and the record ends.
 """
@@ -18,13 +19,14 @@ import copy
 import json
 import logging
 import time
-from typing import Protocol
+from typing import Collection
 
 from discovery.backoff import Backoff
-from discovery.etcd_store import Fence, StoreError
+from discovery.etcd_store import StoreError
 from manager.cluster.cluster import Cluster
-from manager.cluster.containers import Container
 from manager.cluster.engine import HEALTHY, PENDING, UNHEALTHY, Engine
+from manager.cluster.inventory import Inventory, entries
+from manager.cluster.leader import Leadership
 from manager.cluster.metrics import RESCHEDULES
 from manager.errors import ApiError, as_api_error
 from scheduler import SchedulerError
@@ -32,54 +34,22 @@ from scheduler.node import SWARM_ID_LABEL
 
 log = logging.getLogger("shoal.reschedule")
 FAILURE, DRAIN = "node failure", "drain"
-SETTLE_TIMEOUT = 15.0  # at takeover, how long to wait for engines still being validated
+SETTLE_TIMEOUT = 15.0  # at takeover, how long to wait for engines not tried yet
 RETRY_FIRST, RETRY_CAP = 1.0, 30.0
 
 
-class Leadership(Protocol):
-    @property
-    def is_primary(self) -> bool: ...
-
-    @property
-    def fence(self) -> Fence | None: ...
-
-    def listen(self, listener) -> None: ...
-
-
-def create_config(container: Container) -> tuple[dict, dict[str, dict]] | None:
-    """(create body, {other network: endpoint config}) that re-creates `container` elsewhere, from
-    the cache's `create_config()` (None while the container has only been listed, never inspected)."""
-    parts = container.create_config()
-    if parts is None:
-        return None
-    short = container.id[:12]
-    config = copy.deepcopy(parts["Config"])
-    if config.get("Hostname") == short:
-        config.pop("Hostname")  # the engine's default: the new container gets its own
-    host = copy.deepcopy(parts["HostConfig"])
-    networks = {name: dict(endpoint, Aliases=[a for a in endpoint.get("Aliases") or [] if a != short] or None)
-                for name, endpoint in parts["NetworkingConfig"]["EndpointsConfig"].items()}
-    mode = host.get("NetworkMode") or "default"
-    first = mode if mode in networks else ("bridge" if mode == "default" and "bridge" in networks else None)
-    body = dict(config, HostConfig=host)
-    if first is not None:
-        body["NetworkingConfig"] = {"EndpointsConfig": {first: networks.pop(first)}}
-    if mode.startswith(("container:", "host", "none")):
-        networks = {}
-    return body, networks
-
-
-def pending_summary(records: dict[str, dict], engine: Engine) -> str:
-    """`docker info` text for the moves off `engine` still waiting ('' when none)."""
-    waiting = [r for r in records.values() if r.get("from_node") == engine.id and r.get("state") != "done"]
+def pending_summary(records: dict[str, dict], from_nodes: Collection[str], named: bool = False) -> str:
+    """`docker info` text for the moves still waiting off the nodes with these IDs ('' when none);
+    `named`: each begins with its node's name."""
+    waiting = [r for r in records.values() if r.get("from_node") in from_nodes and r.get("state") != "done"]
     parts = []
     for r in waiting:
+        what = (f"{r['from_name']}: " if named else "") + (r["name"] or r["swarm_id"][:12])
         if r.get("error"):
             retry = max(0, round(r.get("next_try", 0) - time.time()))
-            parts.append(f"{r['name'] or r['swarm_id'][:12]}: attempt {r.get('attempts', 0)} failed, "
-                         f"retry in {retry}s: {r['error']}")
+            parts.append(f"{what}: attempt {r.get('attempts', 0)} failed, retry in {retry}s: {r['error']}")
         else:
-            parts.append(f"{r['name'] or r['swarm_id'][:12]}: moving ({r['reason']})")
+            parts.append(f"{what}: moving ({r['reason']})")
     return "; ".join(parts)
 
 
@@ -99,6 +69,7 @@ class Rescheduler:
         self._workers: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
         self._nudged = 0.0  # when node settings last changed: waiting moves are tried again at once
+        self.inventory = Inventory(cluster, leadership)
         cluster.watchers.append(self._on_engine_event)
         cluster.state.listen(self._on_state)
         leadership.listen(self._on_role)
@@ -117,6 +88,7 @@ class Rescheduler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.inventory.close()
 
     # ---- triggers ----------------------------------------------------------------------------
     def _on_role(self, primary: bool) -> None:
@@ -145,26 +117,35 @@ class Rescheduler:
                     self._spawn(self._move_all(engine, DRAIN))
 
     async def _take_over(self) -> None:
-        """As a new primary: resume every move on record, then look at every failed or drained engine."""
+        """As a new primary, once discovery has spoken and the engines have been tried: resume every
+        move on record (ending those whose node is back), move what is on failed and drained engines,
+        then what the inventory has on engines that are gone or do not answer (see inventory.py)."""
+        await self.cluster.members_known.wait()
         began = time.monotonic()
-        while any(e.state == PENDING for e in self.cluster.engines.values()) \
+        while any(e.state == PENDING and not e.error for e in self.cluster.engines.values()) \
                 and time.monotonic() - began < SETTLE_TIMEOUT:
             await asyncio.sleep(0.2)
         if not self.leadership.is_primary:
             return
         log.info("reschedule takeover records=%d", len(self.records))
         for swarm_id, record in self.records.items():
-            if record.get("state") == "done":
-                engine = self.cluster.engine_by_id(record["from_node"])
-                if engine is not None and engine.healthy:
-                    self._spawn(self._engine_back(engine))
-            else:
+            engine = self.cluster.engine_by_id(record["from_node"])
+            if record.get("state") != "done":
                 self._start(swarm_id)
-        for engine in self.cluster.validated():
+            elif engine is not None and engine.healthy:
+                self._spawn(self._engine_back(engine))
+        validated = {e.id: e for e in self.cluster.validated()}
+        for engine in validated.values():
             if engine.state == UNHEALTHY:
                 await self._move_all(engine, FAILURE)
             elif engine.state == HEALTHY and engine.availability == "drain":
                 await self._move_all(engine, DRAIN)
+        for swarm_id, found in self.inventory.records.items():
+            engine = validated.get(found["node"])
+            if swarm_id not in self.records and (engine is None or engine.state == UNHEALTHY):
+                log.info("reschedule from the inventory swarm_id=%s name=%s node=%s", swarm_id[:12],
+                         found["name"], found["node_name"])
+                await self._begin(found, FAILURE)
 
     # ---- beginning a move --------------------------------------------------------------------
     async def _engine_failed(self, engine: Engine) -> None:
@@ -172,27 +153,26 @@ class Rescheduler:
 
     async def _move_all(self, engine: Engine, reason: str) -> None:
         """A record and a worker for every policy container on `engine` not already moving."""
-        for container in engine.containers.values():
-            swarm_id = container.swarm_id
-            if not container.reschedules_on_node_failure or not swarm_id or swarm_id in self.records:
-                continue
-            if not self.leadership.is_primary:
-                return
-            parts = create_config(container)
-            if parts is None:
+        found = entries(engine)
+        for container in engine.containers.reschedulable():
+            if container.swarm_id and container.swarm_id not in found:
                 log.warning("reschedule impossible, never inspected swarm_id=%s name=%s node=%s",
-                            swarm_id[:12], container.name, engine.name)
-                continue
-            body, networks = parts
-            record = {"swarm_id": swarm_id, "name": container.name, "config": body,
-                      "networks": networks, "running": container.state.running,
-                      "from_node": engine.id, "from_name": engine.name, "old_id": container.id,
-                      "reason": reason, "state": "pending", "attempts": 0, "error": "", "next_try": 0,
-                      "began": time.time()}
-            log.info("reschedule begin swarm_id=%s name=%s from=%s reason=%r", swarm_id[:12], record["name"],
-                     engine.name, reason)
-            if await self._save(swarm_id, record):
-                self._start(swarm_id)
+                            container.swarm_id[:12], container.name, engine.name)
+        for swarm_id, entry in found.items():
+            if swarm_id not in self.records:
+                await self._begin(entry, reason)
+
+    async def _begin(self, entry: dict, reason: str) -> None:
+        """Record a move of the container of this inventory `entry` (see inventory.py), then do it."""
+        swarm_id = entry["swarm_id"]
+        record = {"swarm_id": swarm_id, "name": entry["name"], "config": entry["config"],
+                  "networks": entry["networks"], "running": entry["running"], "from_node": entry["node"],
+                  "from_name": entry["node_name"], "old_id": entry["id"], "reason": reason, "state": "pending",
+                  "attempts": 0, "error": "", "next_try": 0, "began": time.time()}
+        log.info("reschedule begin swarm_id=%s name=%s from=%s reason=%r", swarm_id[:12], record["name"],
+                 record["from_name"], reason)
+        if await self._save(swarm_id, record):
+            self._start(swarm_id)
 
     def _start(self, swarm_id: str) -> None:
         if swarm_id not in self._workers or self._workers[swarm_id].done():
@@ -242,9 +222,7 @@ class Rescheduler:
         swarm_id, name = record["swarm_id"], record["name"] or None
         old = self.cluster.engine_by_id(record["from_node"])
         if record["reason"] == FAILURE and old is not None and old.healthy and record["old_id"] in old.containers:
-            log.info("reschedule cancelled, node is back swarm_id=%s node=%s", swarm_id[:12], old.name)
-            RESCHEDULES.labels(record["reason"], "cancelled").inc()
-            await self._save(swarm_id, None)
+            await self._cancel(old, record)
             return
         copies = await self._copies(swarm_id, exclude=record["from_node"])
         if copies:  # made by us or by a primary before us: adopt it, never make another
@@ -322,12 +300,29 @@ class Rescheduler:
                     continue
                 log.info("old copy removed swarm_id=%s node=%s id=%s", swarm_id[:12], engine.name,
                          record["old_id"][:12])
-            else:
+                await self._save(swarm_id, None)
+            elif record["old_id"] in engine.containers:  # else it is lost with its node: the move goes on
                 worker = self._workers.pop(swarm_id, None)
                 if worker is not None:
                     worker.cancel()
-                log.info("reschedule cancelled, node is back swarm_id=%s node=%s", swarm_id[:12], engine.name)
-            await self._save(swarm_id, None)
+                    await asyncio.gather(worker, return_exceptions=True)
+                try:
+                    await self._cancel(engine, record)
+                except ApiError as exc:
+                    log.warning("reschedule not cancelled swarm_id=%s error=%s", swarm_id[:12], exc.message)
+                    self._start(swarm_id)  # the worker cancels it on its next attempt
+
+    async def _cancel(self, engine: Engine, record: dict) -> None:
+        """The old node is back with the container: the move ends, and a copy it made elsewhere (it
+        may have been created, or started, by this or an earlier primary) is removed."""
+        swarm_id = record["swarm_id"]
+        for other, cid in await self._copies(swarm_id, exclude=engine.id):
+            log.warning("reschedule removing the copy of a cancelled move swarm_id=%s node=%s id=%s", swarm_id[:12],
+                        other.name, cid[:12])
+            await self._remove(other, cid)
+        log.info("reschedule cancelled, node is back swarm_id=%s node=%s", swarm_id[:12], engine.name)
+        RESCHEDULES.labels(record["reason"], "cancelled").inc()
+        await self._save(swarm_id, None)
 
     def _publish(self, engine: Engine, action: str, cid: str, record: dict, **extra: str) -> None:
         now = time.time()

@@ -1,10 +1,10 @@
 """Cluster facts the engines cannot hold (node availability and labels, rescheduling in progress,
-the swarm-mode overlay join):
+the containers a node failure would move, the swarm-mode overlay join):
 in etcd under the discovery prefix, or in a state file under `--data-dir` for nodes:// and file://.
 
 Both keep an in-memory mirror (`items(kind)`) that is current: etcd's is fed by a watch, so a
 replica sees what the primary wrote; writes go to the store first and then to the mirror.
-Values are JSON objects; `kind` is a directory (`nodes`, `reschedule`), `key` a name in it.
+Values are JSON objects; `kind` is a directory (`nodes`, `reschedule`, ...), `key` a name in it.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from discovery.backoff import Backoff
 from discovery.etcd_store import EtcdStore, Fence, StoreError, WatchCanceled
 
 log = logging.getLogger("shoal.state")
-KINDS = ("nodes", "reschedule", "overlay")
+KINDS = ("nodes", "reschedule", "inventory", "overlay")
 Listener = Callable[[str, str, "dict | None"], None]
 
 

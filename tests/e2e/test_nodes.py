@@ -8,30 +8,14 @@ import subprocess
 import pytest
 
 from lab.procs import wait_until
-from tests.support.manager import Manager, start_manager
+from tests.support.manager import Manager, Restartable
 
 CLIS = ("docker", "/usr/bin/docker")
 
 
-class Managed:
-    """The module's manager, restartable on the same state file."""
-
-    def __init__(self, lab, log_dir) -> None:
-        self.discovery = "nodes://" + ",".join(lab.engines)
-        self.log_dir = log_dir
-        self.mgr = self.start()
-
-    def start(self) -> Manager:
-        return start_manager(self.discovery, healthy=3, log_dir=self.log_dir)
-
-    def restart(self) -> None:
-        self.mgr.stop()
-        self.mgr = self.start()
-
-
 @pytest.fixture(scope="module")
 def managed(lab, tmp_path_factory):
-    managed = Managed(lab, tmp_path_factory.mktemp("nodes"))
+    managed = Restartable("nodes://" + ",".join(lab.engines), healthy=3, log_dir=tmp_path_factory.mktemp("nodes"))
     try:
         yield managed
     finally:

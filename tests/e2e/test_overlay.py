@@ -21,6 +21,7 @@ from lab.daemons import start_agent
 from lab.procs import stop
 from lab.state import LabState
 from tests.e2e.test_lab import assert_nothing_left, side_lab, vxlan_in_host
+from tests.support.engines import kill_engine, restart_engine
 from tests.support.manager import Manager, start_manager
 
 CLIS = ("docker", "/usr/bin/docker")  # 28 and 20.10
@@ -203,6 +204,41 @@ def test_compose_project_spreads_over_the_nodes_and_its_services_find_each_other
     compose("down", "-t", "1")
     assert mgr.docker("ps", "-aq").stdout == ""
     assert mgr.docker("network", "ls", "-q", "--filter", f"name={project}").stdout == ""
+
+
+def test_a_policy_container_on_an_overlay_moves_off_a_killed_node_and_is_found_by_name(swarm, clean_swarm):
+    """`reschedule:on-node-failure` on an overlay network: node3's dockerd is SIGKILLed; the container
+    is re-created on another node on the same network, and a container on a third node reaches it by
+    name and by alias; node3 comes back (into the swarm) and its old copy is removed."""
+    state, mgr = swarm
+    wait_for(lambda: multihost_rows(mgr)[0].endswith(", 3/3 nodes)"), 30, "node3 in the swarm")
+    mgr.docker("network", "create", "-d", "overlay", "movenet")
+    mgr.docker("run", "-d", "--name", "mover", "--net", "movenet", "--network-alias", "mover-alias",
+               "-e", "reschedule:on-node-failure", "-e", "constraint:node==~node3", "busybox", "sh", "-c",
+               "hostname > /index.html; exec httpd -f -p 80 -h /")
+    assert node_of(mgr, "mover") == "node3"
+    old = mgr.docker("inspect", "-f", "{{.Id}}", "mover").stdout.strip()
+    kill_engine(state, "node3")
+    try:
+        wait_for(lambda: mgr.docker("inspect", "-f", "{{.Node.Name}} {{.State.Running}}", "mover", check=False)
+                 .stdout in ("node1 true\n", "node2 true\n"), 30, "mover re-created and running elsewhere")
+        new = mgr.docker("inspect", "-f", "{{.Id}}", "mover").stdout.strip()
+        assert new != old
+        other = ({"node1", "node2"} - {node_of(mgr, "mover")}).pop()
+        mgr.docker("run", "-d", "--name", "asker", "--net", "movenet", "-e", f"constraint:node=={other}",
+                   "busybox", "sleep", "300")
+        for name in ("mover", "mover-alias"):
+            wait_for(lambda: mgr.docker("exec", "asker", "timeout", "3", "wget", "-q", "-O", "-",
+                                        f"http://{name}/index.html", check=False).stdout == f"{new[:12]}\n",
+                     30, f"{name} answering from its new node")
+    finally:
+        restart_engine(state, "node3")
+    wait_for(lambda: mgr.healthy_count() == 3 and mgr.docker("ps", "-aq", "--filter", "name=mover").stdout.split()
+             == [new[:12]], 60, "node3 back and only the moved copy left")
+    assert old[:12] not in direct(state.engines[2], "ps", "-aq")
+    wait_for(lambda: multihost_rows(mgr)[0].endswith(", 3/3 nodes)"), 30, "node3 back in the swarm")
+    mgr.docker("rm", "-f", "mover", "asker")
+    mgr.docker("network", "rm", "movenet")
 
 
 def test_a_node_that_leaves_the_swarm_is_filtered_out_with_its_reason(swarm, clean_swarm):

@@ -1,6 +1,7 @@
 """Rescheduling on node failure: SIGKILL node2's dockerd; its `reschedule:on-node-failure` containers
 (plain, port-published, a compose service) run elsewhere within the failure detection plus placement;
-the others stay listed on node2; when node2 comes back exactly one copy of each exists."""
+the others stay listed on node2; when node2 comes back exactly one copy of each exists. And a
+manager that was down when node2 died, or restarts while a move waits, still moves them."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ import pytest
 
 from lab.procs import wait_until
 from tests.support.engines import kill_engine, restart_engine
-from tests.support.manager import start_manager
+from tests.support.manager import Restartable
 
 FAILURE_RETRY = 2
 POLICY = ["-e", "reschedule:on-node-failure"]
@@ -32,18 +33,23 @@ services:
 
 
 @pytest.fixture(scope="module")
-def mgr(lab, tmp_path_factory):
-    log_dir = tmp_path_factory.mktemp("reschedule")
-    manager = start_manager("nodes://" + ",".join(lab.engines), "--engine-failure-retry", str(FAILURE_RETRY),
-                            healthy=3, log_dir=log_dir)
+def managed(lab, tmp_path_factory):
+    managed = Restartable("nodes://" + ",".join(lab.engines), "--engine-failure-retry", str(FAILURE_RETRY),
+                          healthy=3, log_dir=tmp_path_factory.mktemp("reschedule"))
     try:
-        yield manager
+        yield managed
     finally:
+        manager = managed.mgr
         if manager.healthy_count() == 3:
             ids = manager.docker("ps", "-aq").stdout.split()
             if ids:
                 manager.docker("rm", "-fv", *ids, check=False)
         manager.stop()
+
+
+@pytest.fixture
+def mgr(managed):
+    return managed.mgr
 
 
 def where(mgr) -> dict[str, list[tuple[str, str]]]:
@@ -126,3 +132,36 @@ def test_policy_containers_move_once_and_the_rest_stay(mgr, lab, tmp_path):
     assert final["rs-pinned"][0][0] == "node2" and all(final[n][0][0] != "node2" for n in MOVED)
     subprocess.run(["docker-compose", "-p", "rsc", "down"], cwd=tmp_path, env=mgr.env, capture_output=True,
                    timeout=60)
+
+
+def test_a_manager_down_when_the_node_died_or_restarted_mid_move_still_moves_them(managed, lab):
+    """node2 dies while the manager is stopped (no move on record: the inventory has them); the
+    restarted manager moves rs-unseen at once and records rs-later, which no node can take; restarted
+    again, it finishes rs-later once node3 gets the label; node2 comes back: one copy of each."""
+    mgr = managed.mgr
+    mgr.docker("node", "update", "--label-add", "rs-zone=a", "node2")
+    mgr.docker("run", "-d", "--name", "rs-unseen", *POLICY, *NEAR_NODE2, "busybox", "sleep", "300")
+    mgr.docker("run", "-d", "--name", "rs-later", *POLICY, "-e", "constraint:rs-zone==a", "busybox", "sleep", "300")
+    assert [where(mgr)[n][0][0] for n in ("rs-unseen", "rs-later")] == ["node2", "node2"]
+    mgr.stop()
+    kill_engine(lab, "node2")
+    try:
+        mgr = managed.start(healthy=2)
+        took = wait_until(lambda: where(mgr).get("rs-unseen", [("", "")])[0][0] in ("node1", "node3"), 10,
+                          "rs-unseen moved by the restarted manager")
+        print(f"reschedule by a manager started after the engine died: {took:.2f}s after start")
+        # node2 has not answered since this manager started: the waiting move is a cluster row
+        wait_until(lambda: "node2: rs-later: attempt" in dict(mgr.info_rows()).get(
+            "Rescheduling off nodes not connected", ""), 10, "the move of rs-later waiting")
+        mgr = managed.restart(healthy=2)
+        mgr.docker("node", "update", "--label-add", "rs-zone=a", "node3")
+        wait_until(lambda: [(node, status[:2]) for node, status in where(mgr).get("rs-later", [])]
+                   == [("node3", "Up")], 10, "rs-later running on node3")
+    finally:
+        restart_engine(lab, "node2")
+    wait_until(lambda: mgr.healthy_count() == 3 and [len(where(mgr).get(n, [])) for n in ("rs-unseen", "rs-later")]
+               == [1, 1], 40, "node2 back with its old copies removed")
+    assert where(mgr)["rs-unseen"][0][1].startswith("Up")
+    for node in ("node2", "node3"):
+        mgr.docker("node", "update", "--label-rm", "rs-zone", node)
+    mgr.docker("rm", "-f", "rs-unseen", "rs-later")

@@ -127,6 +127,23 @@ def start_manager(discovery: str, *flags: str, healthy: int, log_dir: Path,
     return manager
 
 
+class Restartable:
+    """A manager a test stops and starts again: same discovery, flags and state file (`.mgr` is the
+    running one)."""
+
+    def __init__(self, discovery: str, *flags: str, healthy: int, log_dir: Path) -> None:
+        self.discovery, self.flags, self.log_dir = discovery, flags, log_dir
+        self.mgr = self.start(healthy)
+
+    def start(self, healthy: int) -> Manager:
+        self.mgr = start_manager(self.discovery, *self.flags, healthy=healthy, log_dir=self.log_dir)
+        return self.mgr
+
+    def restart(self, healthy: int = 3) -> Manager:
+        self.mgr.stop()
+        return self.start(healthy)
+
+
 def start_replicated(discovery: str, count: int, ttl: float, *flags: str, healthy: int, log_dir: Path,
                      tls: TlsPaths | None = None) -> list[Manager]:
     """`count` managers with `--replication` (each advertising its own listen address) on `discovery`;

@@ -72,6 +72,7 @@ class Inventory:
         self._dirty: dict[str, None] = {}  # engine addresses to reconcile, in order
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._closed = False
         cluster.watchers.append(self._on_engine_event)
         leadership.listen(self._on_role)
 
@@ -80,6 +81,7 @@ class Inventory:
         return self.cluster.state.items(KIND)
 
     async def close(self) -> None:
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -88,7 +90,7 @@ class Inventory:
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        if primary:
+        if primary and not self._closed:
             self._task = asyncio.create_task(self._run(), name="inventory")
             self._mark(*self.cluster.engines)
 
@@ -116,6 +118,8 @@ class Inventory:
                         log.warning("inventory not saved node=%s error=%s", engine.name, exc)
                         self._mark(addr)
                         await asyncio.sleep(1.0)
+                    except Exception:  # a bug must not end the inventory for good
+                        log.exception("inventory error node=%s", engine.name)
 
     async def reconcile(self, engine: Engine) -> None:
         """Make the records of this healthy engine match its cache: new and changed policy containers

@@ -69,6 +69,7 @@ class Rescheduler:
         self._workers: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
         self._nudged = 0.0  # when node settings last changed: waiting moves are tried again at once
+        self._closed = False  # the manager is shutting down: its engines' disconnects are no failures
         self.inventory = Inventory(cluster, leadership)
         cluster.watchers.append(self._on_engine_event)
         cluster.state.listen(self._on_state)
@@ -84,6 +85,7 @@ class Rescheduler:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        self._closed = True
         tasks = list(self._tasks) + list(self._workers.values())
         for task in tasks:
             task.cancel()
@@ -92,7 +94,7 @@ class Rescheduler:
 
     # ---- triggers ----------------------------------------------------------------------------
     def _on_role(self, primary: bool) -> None:
-        if primary:
+        if primary and not self._closed:
             self._spawn(self._take_over())
         else:
             for task in list(self._workers.values()):
@@ -100,7 +102,7 @@ class Rescheduler:
             self._workers.clear()
 
     def _on_engine_event(self, engine: Engine, event: dict) -> None:
-        if event.get("Type") != "swarm" or not self.leadership.is_primary:
+        if event.get("Type") != "swarm" or self._closed or not self.leadership.is_primary:
             return
         action = event.get("Action")
         if action == "engine_disconnect":
@@ -111,7 +113,8 @@ class Rescheduler:
     def _on_state(self, kind: str, key: str, value: dict | None) -> None:
         if kind == "nodes":
             self._nudged = time.time()
-        if kind == "nodes" and value and value.get("availability") == "drain" and self.leadership.is_primary:
+        if kind == "nodes" and value and value.get("availability") == "drain" and self.leadership.is_primary \
+                and not self._closed:
             for engine in self.cluster.healthy():
                 if engine.availability == "drain":
                     self._spawn(self._move_all(engine, DRAIN))

@@ -1,17 +1,18 @@
 """etcd is not a single point of failure: a 3-member etcd cluster of local processes, agents and two
 replicated managers on `etcd://m1,m2,m3/prefix`; one member is killed while the agents heartbeat,
-the managers still elect a new primary and a container reschedules, no node flaps, and the member
-comes back and rejoins."""
+`shoal list` still lists them, the managers still elect a new primary and a container reschedules,
+no node flaps, and the member comes back and rejoins."""
 from __future__ import annotations
 
 import json
 import secrets
 import signal
+import subprocess
 import time
 
 import pytest
 
-from lab.daemons import start_agent
+from lab.daemons import REPO, shoal_command, start_agent
 from lab.etcd import EtcdCluster
 from lab.procs import stop, wait_until
 from tests.support.engines import kill_engine, restart_engine
@@ -50,6 +51,9 @@ def test_a_member_dies_and_everything_keeps_working(lab, etcd3, tmp_path):
         dead.proc.signal(signal.SIGKILL)
         time.sleep(3 * 1.0 + 1)  # three heartbeats go through the other members
         assert replica.healthy_count() == 3
+        listed = subprocess.run(shoal_command("list", "--timeout", "5s", discovery), cwd=REPO, capture_output=True,
+                                text=True, timeout=30, check=True).stdout.split()
+        assert sorted(listed) == sorted(lab.engines)  # `shoal list` fails over too
         primary.proc.signal(signal.SIGKILL)
         took = wait_until(lambda: role(replica) == "primary", TTL + 5, "the replica to take over")
         print(f"failover with one etcd member down: {took:.2f}s (ttl {TTL}s)")

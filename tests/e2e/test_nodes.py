@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -84,6 +85,7 @@ def test_pause_takes_nothing_new_and_drain_moves_policy_containers(managed):
     staying = mgr.docker("run", "-d", "--name", "nd-staying", "-e", "constraint:node==~node1", "busybox", "sleep",
                          "300").stdout.strip()
     mgr.docker("node", "update", "--availability", "pause", "node2")
+    since = time.time()
     cli(mgr, "/usr/bin/docker", "node", "update", "--availability", "drain", "node1")
     assert node_table(mgr)["node1"] == ("Ready", "Drain") and node_table(mgr)["node2"] == ("Ready", "Pause")
     placed = [mgr.docker("run", "-d", "busybox", "sleep", "60").stdout.strip() for _ in range(3)]
@@ -96,7 +98,14 @@ def test_pause_takes_nothing_new_and_drain_moves_policy_containers(managed):
 
     wait_until(moved, 20, "nd-moving on node3, nd-staying kept on node1")
     assert mgr.docker("inspect", "-f", "{{.Id}}", "nd-staying").stdout.strip() == staying
-    assert mgr.docker("inspect", "-f", "{{.Id}}", "nd-moving").stdout.strip() != moving
+    moved_to = mgr.docker("inspect", "-f", "{{.Id}}", "nd-moving").stdout.strip()
+    assert moved_to != moving
+    out = mgr.docker("events", "--since", str(int(since)), "--until", str(int(time.time()) + 1), "--filter",
+                     "event=start", "--filter", "event=die", "--format", "{{json .}}").stdout
+    events = [json.loads(e) for e in out.splitlines()]
+    started = next(e["timeNano"] for e in events if (e["id"], e["Action"]) == (moved_to, "start"))
+    stopped = next(e["timeNano"] for e in events if (e["id"], e["Action"]) == (moving, "die"))
+    assert started < stopped  # the old one was stopped only once the new one ran
     assert ["  └ Availability", "drain"] in [list(r) for r in mgr.info_rows()]
     for node in ("node1", "node2"):
         mgr.docker("node", "update", "--availability", "active", node)

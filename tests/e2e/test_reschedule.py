@@ -13,6 +13,7 @@ import docker
 import pytest
 
 from lab.procs import wait_until
+from manager.serve import state_file
 from tests.support.engines import kill_engine, restart_engine
 from tests.support.manager import Restartable
 
@@ -78,7 +79,7 @@ def test_bad_policies_are_refused_at_create(mgr):
 
 
 def test_policy_containers_move_once_and_the_rest_stay(mgr, lab, tmp_path):
-    mgr.docker("run", "-d", "--name", "rs-plain", *POLICY, *NEAR_NODE2, "busybox", "sleep", "300")
+    mgr.docker("run", "-d", "--name", "rs-plain", "-v", "/data", *POLICY, *NEAR_NODE2, "busybox", "sleep", "300")
     mgr.docker("run", "-d", "--name", "rs-web", *POLICY, *NEAR_NODE2, "-p", "8081:80", "busybox",
                "nc", "-ll", "-p", "80", "-e", "echo", "hello")
     mgr.docker("run", "-d", "--name", "rs-stay", *NEAR_NODE2, "busybox", "sleep", "300")
@@ -91,6 +92,7 @@ def test_policy_containers_move_once_and_the_rest_stay(mgr, lab, tmp_path):
     assert all(before[n] == [("node2", before[n][0][1])] for n in [*MOVED, "rs-stay", "rs-pinned"]), before
     swarm_ids = {n: mgr.docker("inspect", "-f", '{{index .Config.Labels "com.docker.swarm.id"}}', n).stdout
                  for n in MOVED}
+    anonymous = mgr.docker("inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", "rs-plain").stdout.strip()
 
     done_before = mgr.metrics("shoal_reschedules_total", reason="node failure", outcome="done")
     since = time.time()
@@ -126,10 +128,12 @@ def test_policy_containers_move_once_and_the_rest_stay(mgr, lab, tmp_path):
             and "  └ Rescheduling" not in dict(mgr.info_rows())
 
     wait_until(settled, 40, "node2's old copies removed and the pinned container kept")
-    assert mgr.metrics("shoal_event_stream_reconnects_total", node="node2") > reconnects  # its /events again
+    wait_until(lambda: mgr.metrics("shoal_event_stream_reconnects_total", node="node2") > reconnects, 10,
+               "node2's /events followed again")
     final = where(mgr)
     assert all(len(final[n]) == 1 for n in [*MOVED, "rs-stay", "rs-pinned"]), final
     assert final["rs-pinned"][0][0] == "node2" and all(final[n][0][0] != "node2" for n in MOVED)
+    assert anonymous and anonymous not in {v.name for v in node2.volumes.list()}  # removed with the old copy
     subprocess.run(["docker-compose", "-p", "rsc", "down"], cwd=tmp_path, env=mgr.env, capture_output=True,
                    timeout=60)
 
@@ -144,6 +148,8 @@ def test_a_manager_down_when_the_node_died_or_restarted_mid_move_still_moves_the
     mgr.docker("run", "-d", "--name", "rs-later", *POLICY, "-e", "constraint:rs-zone==a", "busybox", "sleep", "300")
     assert [where(mgr)[n][0][0] for n in ("rs-unseen", "rs-later")] == ["node2", "node2"]
     mgr.stop()
+    kept = json.loads(state_file(str(managed.log_dir / "state"), managed.discovery).read_text())
+    assert kept["reschedule"] == {} and {"rs-unseen", "rs-later"} <= {e["name"] for e in kept["inventory"].values()}
     kill_engine(lab, "node2")
     try:
         mgr = managed.start(healthy=2)

@@ -143,6 +143,9 @@ async def create(call: Call) -> web.Response:
     if not isinstance(name, str) or not name:
         raise ApiError(400, "network name is required")
     engine, body["Name"] = lo.pinned(call.cluster, name)
+    if engine is not None and body.get("Driver") == "overlay":
+        raise ApiError(400, f"an overlay network spans the cluster, no node can be named for it: create it "
+                            f"as {body['Name']}, without {engine.name}/")
     if body.get("CheckDuplicate") and engine is None:
         taken = [n for n in cluster_networks(call.cluster.validated()) if n.name == body["Name"]]
         if taken:

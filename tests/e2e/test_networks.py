@@ -97,6 +97,9 @@ def test_network_ls_filters(mgr, lab):
         overlay = mgr.docker("network", "create", "-d", "overlay", "ov", check=False, binary=cli)
         assert overlay.returncode == 1 and "cannot create overlay network ov: the cluster has no multi-host " \
             "networking (no healthy node is in a swarm-mode cluster or has a cluster-store)" in overlay.stderr
+        pinned = mgr.docker("network", "create", "-d", "overlay", "node1/ov", check=False, binary=cli)
+        assert pinned.returncode == 1 and "an overlay network spans the cluster, no node can be named for it: " \
+            "create it as ov, without node1/" in pinned.stderr
     assert [v for k, v in mgr.info_rows() if k == "Multi-host networking"] == [
         "none (no node is in a swarm-mode cluster or has a cluster-store)"]
     status, body = mgr.api("GET", "/v1.41/networks?filters=" + quote(json.dumps({"color": ["red"]})))

@@ -21,7 +21,7 @@ from manager.api.dashboard import handlers as dash
 from manager.api.jsonio import MAX_BODY, error_response
 from manager.cluster.cluster import Cluster
 from manager.cluster.leader import Election, Solo
-from manager.cluster.metrics import API_SECONDS
+from manager.cluster.metrics import api_request
 from manager.errors import ApiError
 from scheduler import NoFit, SchedulerError
 from shoal.version import API_VERSION
@@ -175,7 +175,7 @@ async def measure(request: web.Request, handler: Callable[[web.Request], Awaitab
         raise
     finally:
         method = request.method if request.method in METHODS else "other"
-        API_SECONDS.labels(method, request.get(ROUTE_KEY, "unmatched"), status).observe(time.perf_counter() - began)
+        api_request(method, request.get(ROUTE_KEY, "unmatched"), status).observe(time.perf_counter() - began)
 
 
 def build_app(cluster: Cluster, leadership: Election | Solo | None = None, cors: bool = False,

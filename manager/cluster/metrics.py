@@ -9,6 +9,7 @@ route templates, status codes, reschedule reasons and roles; never container IDs
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -32,6 +33,15 @@ SCHEDULING_SECONDS = Histogram("shoal_scheduling_seconds", "Time to pick a node 
 API_SECONDS = Histogram("shoal_api_request_seconds", "Docker API requests answered, by route and status "
                         "(streams and hijacks count until they end)", ["method", "route", "status"],
                         registry=REGISTRY, buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
+
+
+@functools.cache
+def api_request(method: str, route: str, status: str) -> Histogram:
+    """API_SECONDS of one method, route template and status, looked up once (the label sets are
+    bounded; `labels()` was half of what measuring a request cost)."""
+    return API_SECONDS.labels(method, route, status)
+
+
 ENGINE_CALL_ERRORS = Counter("shoal_engine_call_errors", "Calls to an engine that failed to connect or were cut",
                              ["node"], registry=REGISTRY)
 ENGINE_REFRESHES = Counter("shoal_engine_refreshes", "Full re-lists of an engine's containers and images",

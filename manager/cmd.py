@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--advertise", "--addr", default=os.environ.get("SWARM_ADVERTISE"),
                    help="host:port other managers reach this one at (env SWARM_ADVERTISE; used with "
                         "--replication)")
+    p.add_argument("--metrics-addr", metavar="HOST:PORT",
+                   help="also serve GET /metrics, and nothing else, in plain HTTP here (e.g. 127.0.0.1:9323 "
+                        "for a local Prometheus when the API wants client certificates)")
     p.add_argument("--data-dir", default=os.environ.get("SHOAL_DATA_DIR", str(Path.home() / ".shoal")),
                    help="where the cluster state file lives with nodes:// and file:// discovery "
                         "(node availability and labels, rescheduling in progress)")
@@ -105,6 +108,11 @@ def configure(args: argparse.Namespace) -> ManageConfig:
     hosts = args.host or os.environ.get("SWARM_HOST", "tcp://127.0.0.1:2375").split(",")
     for host in hosts:
         listen_target(host)
+    if args.metrics_addr is not None:
+        kind, target = listen_target(args.metrics_addr)
+        if kind != "tcp" or target in [listen_target(h)[1] for h in hosts]:
+            raise UsageError(f"--metrics-addr should be a host:port of its own (plain HTTP, not one of the -H "
+                             f"addresses): {args.metrics_addr}")
     return ManageConfig(hosts=hosts, discovery=args.discovery,
                         discovery_opts=key_values(args.discovery_opt, "--discovery-opt"),
                         heartbeat=heartbeat, scheduler=scheduler,
@@ -112,7 +120,8 @@ def configure(args: argparse.Namespace) -> ManageConfig:
                                              tls=tls.client_context() if tls else None, pull_stall=pull_stall),
                         cors=args.cors, advertise=args.advertise, create_retry=create_retry,
                         replication=args.replication, replication_ttl=replication_ttl, data_dir=args.data_dir,
-                        experimental=getattr(args, "experimental", False), tls=tls)
+                        experimental=getattr(args, "experimental", False), tls=tls,
+                        metrics_addr=args.metrics_addr)
 
 
 def run(args: argparse.Namespace) -> int:

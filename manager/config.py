@@ -27,6 +27,7 @@ class ManageConfig:
     replication: bool = False
     replication_ttl: float = 20.0
     data_dir: str = ""
+    metrics_addr: str | None = None  # a plain HTTP listener for GET /metrics only
 
 
 def listen_target(host: str) -> tuple[str, str | int]:

@@ -28,6 +28,7 @@ from manager.cluster.state import ClusterState, EtcdState, FileState
 from manager.config import ManageConfig, listen_target
 
 log = logging.getLogger("shoal.manage")
+METRICS_ONLY = frozenset({"/metrics"})
 
 
 def run_manager(config: ManageConfig, source: discovery.Discovery) -> int:
@@ -79,6 +80,12 @@ async def _serve(config: ManageConfig, source: discovery.Discovery, state: Clust
             site = TlsSite(runner, *target, server_tls) if server_tls else web.TCPSite(runner, *target)
         await site.start()
         log.info("listening addr=%s tls=%s", host, mode if kind == "tcp" else "off")
+    metrics_runner = None
+    if config.metrics_addr:
+        metrics_runner = ApiRunner(build_app(cluster, leadership, only=METRICS_ONLY))
+        await metrics_runner.setup()
+        await web.TCPSite(metrics_runner, *listen_target(config.metrics_addr)[1]).start()
+        log.info("listening addr=%s tls=off serves=/metrics", config.metrics_addr)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -97,6 +104,8 @@ async def _serve(config: ManageConfig, source: discovery.Discovery, state: Clust
         task.cancel()
     await asyncio.gather(follow, freezer, publisher, return_exceptions=True)
     await runner.cleanup()
+    if metrics_runner:
+        await metrics_runner.cleanup()
     await cluster.close()
     for host in config.hosts:
         kind, target = listen_target(host)

@@ -179,11 +179,12 @@ async def measure(request: web.Request, handler: Callable[[web.Request], Awaitab
 
 
 def build_app(cluster: Cluster, leadership: Election | Solo | None = None, cors: bool = False,
-              experimental: bool = False) -> web.Application:
+              experimental: bool = False, only: frozenset[str] | None = None) -> web.Application:
     """The aiohttp application: every path goes through `dispatch`; with `cors`, classic Swarm's
     `--api-enable-cors` headers on every answer and OPTIONS (preflight) answered for any path;
     `experimental` is what info, version and the `Docker-Experimental` header report. A replica
-    answers `replica.LOCAL` paths itself and forwards every other one to the primary."""
+    answers `replica.LOCAL` paths itself and forwards every other one to the primary. With `only`,
+    the paths served (the others are a 404), for `--metrics-addr`."""
     leadership = leadership or Solo()
 
     async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -191,6 +192,8 @@ def build_app(cluster: Cluster, leadership: Election | Solo | None = None, cors:
         if cors and request.method == "OPTIONS":
             return web.Response(status=200)
         try:
+            if only is not None and path not in only:
+                raise ApiError(404, "page not found")
             if not leadership.is_primary and path not in replica.LOCAL:
                 request[ROUTE_KEY] = "forwarded to the primary"
                 return await replica.forward(Call(request, cluster, path, version, {}, leadership))

@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -272,3 +273,20 @@ def test_dashboard_and_metrics_need_a_client_certificate_too(tls_lab):
         with pytest.raises(OSError, match="CERTIFICATE_REQUIRED|certificate required|EOF|reset"):
             urllib.request.urlopen(f"https://{tls_lab.manager}{path}",
                                    context=ssl.create_default_context(cafile=paths.ca), timeout=10).read()
+
+
+def test_metrics_addr_serves_metrics_alone_in_plain_http(tls_lab, tmp_path):
+    """`--metrics-addr`: a local Prometheus scrapes without a client certificate; nothing else is there."""
+    plain = f"127.0.0.1:{free_port()}"
+    mgr = start_manager("nodes://" + ",".join(tls_lab.engines), "--metrics-addr", plain, healthy=len(tls_lab.engines),
+                        log_dir=tmp_path, tls=tls_lab.tls_paths)
+    try:
+        with urllib.request.urlopen(f"http://{plain}/metrics", timeout=10) as reply:
+            assert f'shoal_engines{{state="Healthy"}} {len(tls_lab.engines)}.0' in reply.read().decode()
+        for path in ("/info", "/dashboard/", "/v1.41/containers/json"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"http://{plain}{path}", timeout=10)
+            assert refused.value.code == 404
+        assert mgr.metrics("shoal_engines", state="Healthy") == len(tls_lab.engines)  # the API's own, over TLS
+    finally:
+        mgr.stop()

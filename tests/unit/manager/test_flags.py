@@ -65,6 +65,10 @@ def test_filters_replace_the_default_list_in_the_order_given():
      "--advertise should be of the form ip:port or hostname:port"),
     (("--replication", "--advertise", "h:1", "--replication-ttl", "0s", "etcd://h:2379/p"),
      "--replication-ttl should be a positive number"),
+    (("--metrics-addr", "9323", "a:1"), "invalid listen address '9323'"),
+    (("--metrics-addr", "unix:///run/m.sock", "a:1"), "--metrics-addr should be a host:port of its own"),
+    (("-H", "tcp://127.0.0.1:4000", "--metrics-addr", "127.0.0.1:4000", "a:1"),
+     "--metrics-addr should be a host:port of its own (plain HTTP, not one of the -H addresses): 127.0.0.1:4000"),
 ])
 def test_bad_flags_are_refused_with_classic_messages(argv, message):
     with pytest.raises(UsageError) as err:
@@ -90,3 +94,8 @@ def test_replication_flags():
                              "etcd://h:2379/p"))
     assert (config.replication, config.advertise, config.replication_ttl) == (True, "10.0.0.5:4000", 5)
     assert configure(parse("a:1")).replication_ttl == 20  # classic's default
+
+
+def test_metrics_addr():
+    assert configure(parse("a:1")).metrics_addr is None
+    assert configure(parse("--metrics-addr", "127.0.0.1:9323", "a:1")).metrics_addr == "127.0.0.1:9323"

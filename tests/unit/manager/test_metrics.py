@@ -44,3 +44,14 @@ async def test_metrics_parse_and_count_requests_and_placements():
     labels = {label for name, pairs in after for label, _ in pairs if name.startswith("shoal_")}
     assert labels <= {"strategy", "outcome", "rule", "method", "route", "status", "node", "state", "le", "reason",
                       "role"}
+
+
+async def test_an_app_for_metrics_only_serves_nothing_else():
+    """What `--metrics-addr` listens with: the same routing, `/metrics` alone."""
+    cluster = Cluster(Scheduler(), EngineOptions())
+    async with TestClient(TestServer(build_app(cluster, only=frozenset({"/metrics"})))) as client:
+        assert ("shoal_engines", (("state", "Healthy"),)) in await scrape(client)
+        for path in ("/v1.41/info", "/_ping", "/dashboard/", "/v1.41/metrics/x"):
+            reply = await client.get(path)
+            assert reply.status == 404 and (await reply.json())["message"] == "page not found"
+        assert (await client.get("/v1.41/metrics")).status == 200

@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="kv.path=..., kv.cacertfile=..., kv.certfile=..., kv.keyfile=...")
     p.add_argument("--api-enable-cors", "--cors", dest="cors", action="store_true",
                    help="answer CORS preflights and add Access-Control-Allow-* headers")
+    p.add_argument("-c", "--cluster-driver", default="swarm", help="swarm (the only one, as in classic Swarm)")
+    p.add_argument("--refresh-on-node-filter", action="store_true",
+                   help="accepted for classic Swarm's scripts: the container cache is always event-fed")
+    p.add_argument("--container-name-refresh-filter", default="",
+                   help="accepted for classic Swarm's scripts: the container cache is always event-fed")
     p.add_argument("--replication", action="store_true",
                    help="replicate with the other managers on the same etcd discovery: one primary "
                         "(leader election), the others forward to it")
@@ -61,6 +66,8 @@ def configure(args: argparse.Namespace) -> ManageConfig:
     """Validate the flags the way classic Swarm does; raise UsageError with its messages."""
     if not args.discovery:
         raise UsageError("discovery required to manage a cluster. See 'shoal manage --help'.")
+    if args.cluster_driver != "swarm":
+        raise UsageError(f'unsupported cluster "{args.cluster_driver}"')
     if args.replication:
         if not args.advertise:
             raise UsageError("--advertise address must be provided when using --leader-election")

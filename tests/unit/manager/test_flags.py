@@ -41,6 +41,8 @@ def test_filters_replace_the_default_list_in_the_order_given():
     (("--cluster-opt", "swarm.overcommit=-2", "a:1"), "swarm.overcommit should be larger than -1, -2.000000 is invalid"),
     (("--cluster-opt", "swarm.nope=1", "a:1"), "unsupported cluster option: swarm.nope"),
     (("--strategy", "best", "a:1"), "strategy not supported: best"),
+    (("--cluster-driver", "mesos-experimental", "a:1"), 'unsupported cluster "mesos-experimental"'),
+    (("-c", "kubernetes", "a:1"), 'unsupported cluster "kubernetes"'),
     (("-f", "magic", "a:1"), "filter not supported: magic"),
     (("-H", "tcp://0.0.0.0:99999", "a:1"), "invalid listen address 'tcp://0.0.0.0:99999'"),
     (("--engine-refresh-min-interval", "soon", "a:1"), "invalid value 'soon' for --engine-refresh-min-interval"),
@@ -87,6 +89,16 @@ def test_createretry_and_the_global_flags_reach_the_config():
         ["-experimental", "-l", "warn", "manage", "--cluster-opt", "swarm.createretry=2", "a:1"]))
     assert (config.create_retry, config.experimental) == (2, True)
     assert configure(parse("a:1")).create_retry == 0
+
+
+def test_classic_flags_that_change_nothing_here_are_accepted():
+    """classic Swarm's `-c swarm` and its opt-in ps refreshes (Shoal's cache is event-fed, so ps is
+    always as fresh as they made it)."""
+    config = configure(parse("-c", "swarm", "--refresh-on-node-filter", "--container-name-refresh-filter",
+                             "web", "a:1"))
+    plain = configure(parse("a:1"))
+    assert (config.engine, config.heartbeat, config.scheduler.filter_names) == (
+        plain.engine, plain.heartbeat, plain.scheduler.filter_names)
 
 
 def test_replication_flags():

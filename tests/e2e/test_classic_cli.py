@@ -50,6 +50,7 @@ def was_dialled(sock: socket.socket) -> bool:
      "--heartbeat should be at least one second"),
     (["-experimental", "-l", "error"], ["join", "--advertise", "127.0.0.1:2375", "-delay", "-30s"],
      "--delay should not be a negative number"),
+    (["--debug"], ["manage", "-c", "mesos-experimental"], 'unsupported cluster "mesos-experimental"'),
 ])
 def test_bad_values_are_refused_with_classic_texts_before_any_connection(global_flags, argv, message):
     with listener() as etcd:

@@ -614,12 +614,14 @@ class Engine(Addressed):
         network on a worker whose first container joins it) is re-listed; a container that joins
         or leaves a network while it runs (`docker network connect` straight on the engine) is
         re-inspected. A swarm manager's local `destroy` of a swarm-scope network only says that its
-        last local container left it: the network stays (its removal is a swarm-scope `remove`)."""
+        last local container left it: the network stays (its removal is a swarm-scope `remove`).
+        A `disconnect` from a network the cache does not hold re-lists nothing: it comes late, after
+        the network was removed, from a worker that still lists it for a moment."""
         if action in ("destroy", "remove"):
             if not (scope == "local" and self.membership.swarm_manager and any(
                     n["Id"] == actor.get("ID") and n.get("Scope") == "swarm" for n in self.networks)):
                 self.forget_network(actor.get("ID", ""))
-        elif not any(n["Id"] == actor.get("ID") for n in self.networks) and \
+        elif action != "disconnect" and not any(n["Id"] == actor.get("ID") for n in self.networks) and \
                 (actor.get("Attributes") or {}).get("name") not in self._expected_networks:
             await self.refresh_networks()
         container = self.containers.get((actor.get("Attributes") or {}).get("container", ""))

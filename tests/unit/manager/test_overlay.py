@@ -84,6 +84,22 @@ async def test_an_overlay_stays_on_its_swarm_manager_when_its_last_local_contain
     assert OVERLAY not in e1.networks and cluster.overlay().networks[Domain(SWARM, "clu1")] == set()
 
 
+async def test_a_late_disconnect_from_a_removed_overlay_does_not_bring_it_back(cluster):
+    _, e2, _ = cluster.listed_engines()
+    listings = []
+
+    async def still_listed(path: str, **_: object) -> list[dict]:  # the worker lets go a moment later
+        listings.append(path)
+        return [*e2.networks, OVERLAY]
+
+    e2.get_json = still_listed
+    await e2._apply(network_event("disconnect", OVERLAY, "swarm") | {"Actor": {
+        "ID": OVERLAY["Id"], "Attributes": {"name": "appnet", "type": "overlay", "container": "c" * 64}}})
+    assert listings == [] and OVERLAY not in e2.networks
+    await e2._apply(network_event("connect", OVERLAY, "swarm"))  # a container of the worker joins it
+    assert listings == ["/networks"] and OVERLAY in e2.networks
+
+
 def test_placement_on_an_overlay_skips_the_nodes_outside_it(cluster):
     spec = ContainerSpec.from_create_body({"Image": "busybox", "HostConfig": {"NetworkMode": "appnet"}})
     ranked = cluster.scheduler.rank(spec, cluster.nodes())

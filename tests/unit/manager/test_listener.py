@@ -7,6 +7,7 @@ import inspect
 import json
 import logging
 import re
+import ssl
 
 import pytest
 
@@ -17,7 +18,9 @@ from manager.api.routes import ROUTES, build_app, resolve
 from manager.cluster.cluster import Cluster
 from manager.cluster.options import EngineOptions
 from scheduler import Scheduler
+from shoal.tls import TlsConfig
 from lab.procs import free_port
+from lab.tls import make_tls
 
 
 @pytest.fixture
@@ -34,9 +37,25 @@ async def api():
     await cluster.close()
 
 
-async def exchange(addr, data: bytes, timeout: float = 5.0) -> tuple[int, dict]:
-    """Send raw bytes, read until the server closes or answers; (status, JSON body)."""
-    reader, writer = await asyncio.open_connection(*addr)
+@pytest.fixture
+async def tls_api(tmp_path):
+    """((host, port), a client context with a certificate) of a --tlsverify manager API with no engines."""
+    certs = make_tls(str(tmp_path))
+    cluster = Cluster(Scheduler(), EngineOptions())
+    await cluster.start()
+    runner = listener.ApiRunner(build_app(cluster))
+    await runner.setup()
+    port = free_port()
+    server = TlsConfig(certs.server_cert, certs.server_key, certs.ca, verify=True).server_context()
+    await listener.TlsSite(runner, "127.0.0.1", port, server).start()
+    yield ("127.0.0.1", port), TlsConfig(certs.cert, certs.key, certs.ca, verify=True).client_context()
+    await runner.cleanup()
+    await cluster.close()
+
+
+async def exchange(addr, data: bytes, timeout: float = 5.0, tls: ssl.SSLContext | None = None) -> tuple[int, dict]:
+    """Send raw bytes (over TLS with `tls`), read until the server closes or answers; (status, JSON body)."""
+    reader, writer = await asyncio.open_connection(*addr, ssl=tls)
     try:
         writer.write(data)
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
@@ -95,6 +114,21 @@ async def test_slow_headers_are_cut_off(api, monkeypatch):
     answer = await asyncio.wait_for(reader.read(), 3)
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b'{"message":"request headers not received within 0.5s"}' in answer
+    writer.close()
+
+
+async def test_the_limits_and_the_header_deadline_hold_over_tls_too(tls_api, monkeypatch):
+    addr, tls = tls_api
+    status, body = await exchange(addr, b"GET /_ping HTTP/1.1\r\nX-A: " + b"a" * listener.MAX_HEADER + b"\r\n\r\n",
+                                  tls=tls)
+    assert status == 431 and body["message"].startswith("request header too large")
+    status, body = await exchange(addr, b"POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{"
+                                  % (MAX_BODY + 1), tls=tls)
+    assert status == 413 and body["message"].startswith("request body too large")
+    monkeypatch.setattr(listener, "HEADER_TIMEOUT", 0.5)
+    reader, writer = await asyncio.open_connection(*addr, ssl=tls)
+    writer.write(b"GET /_ping HTTP/1.1\r\n")  # the handshake is done, the head never ends
+    assert (await asyncio.wait_for(reader.read(), 3)).startswith(b"HTTP/1.1 408 ")
     writer.close()
 
 

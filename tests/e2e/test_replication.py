@@ -129,6 +129,8 @@ def test_a_replica_forwards_hijacks_streams_and_bodies(managers, tmp_path):
 def test_a_frozen_primary_never_acts_beside_the_new_one(managers):
     old = one_primary(managers)
     others = [m for m in managers if m is not old]
+    changes = {(id(m), role): m.metrics("shoal_leader_changes_total", role=role)
+               for m in managers for role in ("primary", "replica")}
     old.proc.signal(signal.SIGSTOP)
     try:
         took = wait_until(lambda: len(primaries(others)) == 1, TTL + 3, "a new primary")
@@ -143,6 +145,8 @@ def test_a_frozen_primary_never_acts_beside_the_new_one(managers):
     assert all(roles.count("primary") <= 1 for roles in seen), seen
     assert role(old) == "replica"
     new = primaries(others)[0]
+    assert new.metrics("shoal_leader_changes_total", role="primary") == changes[id(new), "primary"] + 1
+    assert old.metrics("shoal_leader_changes_total", role="replica") == changes[id(old), "replica"] + 1
     assert created[:12] in new.docker("ps", "-aq").stdout  # placed by the new primary (forwarded)
     assert "container created" not in old.log().split("stepping down")[-1]
     new.docker("rm", "-f", created)

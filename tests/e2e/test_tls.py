@@ -216,6 +216,22 @@ def test_a_mixed_fleet_is_refused_per_node(tls_lab, lab, tmp_path):
         secure.stop()
 
 
+def test_engines_with_certificates_from_another_ca_are_refused(tls_lab, tmp_path):
+    """--tlsverify checks the engines too: a manager whose CA did not sign their certificates (and
+    whose own certificate they do not trust) keeps every one Pending with the reason."""
+    strangers = make_tls(str(tmp_path / "strangers"))
+    manager = start_manager("nodes://" + ",".join(tls_lab.engines), healthy=0, log_dir=tmp_path, tls=strangers)
+    try:
+        deadline = time.monotonic() + 20
+        while len(errors := [v for k, v in manager.info_rows() if k.endswith("Error")]) < 2:
+            assert time.monotonic() < deadline, manager.info_rows()
+            time.sleep(0.3)
+        assert all("CERTIFICATE_VERIFY_FAILED" in e for e in errors), errors
+        assert manager.healthy_count() == 0
+    finally:
+        manager.stop()
+
+
 def test_tls_without_verify_encrypts_only(tls_lab, tmp_path):
     """`--tls` alone: the manager checks no client certificate and no engine certificate (classic's
     InsecureSkipVerify), but still shows its own pair to the engines, which require one."""

@@ -9,13 +9,15 @@ import platform
 import re
 import socket
 import time
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
 
 from manager.api.jsonio import encode, parse_filters
-from manager.cluster.cluster import Cluster
+from manager.cluster.cluster import OVERLAY, Cluster
 from manager.cluster import overlay
+from manager.cluster.changes import CHANGES
 from manager.cluster.containers import UNSPECIFIED_IPS, Container, State
-from manager.cluster.engine import Engine
+from manager.cluster.engine import PENDING, Engine
 from manager.cluster.leader import Election, Solo
 from manager.cluster.overlay import OverlayView
 from manager.cluster.reschedule import pending_summary
@@ -85,11 +87,9 @@ def list_containers(cluster: Cluster, query) -> Iterator[bytes]:
     everything = _truthy(query.get("all")) or limit > 0 or "exited" in filters or any(
         s != "running" for s in filters.get("status", []))
     checks = _checks(filters)
-    rows = cluster.newest_first()
-    if not everything:
-        rows = [(e, c) for e, c in rows if c.state.running and e.healthy]
+    rows = cluster.newest_first(running_only=not everything)
     if checks:
-        rows = [(e, c) for e, c in rows if all(check(e, c) for check in checks)]
+        rows = [ec for ec in rows if all(check(*ec) for check in checks)]
     rows = _window(rows, filters, cluster)
     if limit > 0:
         rows = rows[:limit]
@@ -209,13 +209,13 @@ def _node_rows(cluster: Cluster, engine: Engine, view: OverlayView) -> bytes:
     show has changed."""
     domain = view.domain_of(engine)
     return engine.derived("info rows",
-                          lambda e: encode(_build_node_rows(cluster, e, overlay.role(e, domain)))[1:-1],
+                          lambda e: encode(_build_node_rows(cluster, e, view, overlay.role(e, domain)))[1:-1],
                           engine.state, engine.error, engine.updated_at, domain)
 
 
-def _build_node_rows(cluster: Cluster, engine: Engine, multihost: str) -> list[list[str]]:
+def _build_node_rows(cluster: Cluster, engine: Engine, view: OverlayView, multihost: str) -> list[list[str]]:
     scheduler = cluster.scheduler
-    node = cluster.node(engine)
+    node = cluster.node(engine, view)
     total, running, paused, stopped = engine.containers.counts()
     containers = f"{total} ({running} Running, {paused} Paused, {stopped} Stopped)" \
         if engine.healthy else str(total)
@@ -250,21 +250,19 @@ def role_rows(leadership: Election | Solo) -> list[list[str]]:
 
 def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = False) -> bytes:
     """`GET /info` (JSON): cluster totals and classic Swarm's SystemStatus rows, each node's rows
-    encoded once per change of that node."""
-    validated = cluster.validated()
-    engines = cluster.listed_engines()
-    total, running, paused, stopped = (sum(n) for n in zip((0, 0, 0, 0), *(e.containers.counts() for e in validated)))
-    view = cluster.overlay()
+    encoded once per change of that node, and all of them joined once per change of any node."""
+    moves = cluster.state.items("reschedule")
+    nodes = _info_nodes(cluster, moves) if moves else cluster.view("info", InfoMemo).current(cluster)
     status = role_rows + [
         ["Strategy", cluster.scheduler.strategy_name],
         ["Filters", ", ".join(cluster.scheduler.filter_names)],
-        ["Multi-host networking", overlay.summary(view, validated)],
-        ["Nodes", str(len(engines))],
+        ["Multi-host networking", nodes.multihost],
+        ["Nodes", str(nodes.count)],
     ]
     uname = platform.uname()
     body = {
-        "ID": "", "Containers": total, "ContainersRunning": running, "ContainersPaused": paused,
-        "ContainersStopped": stopped, "Images": sum(len(e.images) for e in validated),
+        "ID": "", "Containers": nodes.total, "ContainersRunning": nodes.running, "ContainersPaused": nodes.paused,
+        "ContainersStopped": nodes.stopped, "Images": nodes.images,
         "Driver": "", "DriverStatus": None, "SystemStatus": status,
         "Plugins": {"Volume": [], "Network": [], "Authorization": None, "Log": []},
         "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,
@@ -273,7 +271,7 @@ def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = Fals
         "NFd": 0, "NGoroutines": 0, "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "NEventsListener": cluster.events.listeners, "KernelVersion": uname.release,
         "OperatingSystem": "linux", "OSType": "linux", "Architecture": uname.machine,
-        "NCPU": int(sum(e.cpus for e in validated)), "MemTotal": int(sum(e.memory for e in validated)),
+        "NCPU": nodes.cpus, "MemTotal": nodes.memory,
         "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": experimental,
         "ServerVersion": SERVER_VERSION, "DockerRootDir": "",
         "HttpProxy": os.environ.get("HTTP_PROXY", ""), "HttpsProxy": os.environ.get("HTTPS_PROXY", ""),
@@ -283,18 +281,98 @@ def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = Fals
         "LiveRestoreEnabled": False, "Warnings": None,
     }
     head, _, tail = encode(body).partition(b'"SystemStatus":' + encode(status))
-    moves = cluster.state.items("reschedule")
-    rows = [encode(status)[1:-1]]
+    return head + b'"SystemStatus":[' + encode(status)[1:-1] + nodes.rows + b"]" + tail + b"\n"
+
+
+@dataclass(frozen=True)
+class InfoNodes:
+    """What `docker info` says of the nodes: totals, and their SystemStatus rows as JSON list items
+    (each after a comma)."""
+
+    count: int
+    total: int
+    running: int
+    paused: int
+    stopped: int
+    images: int
+    cpus: int
+    memory: int
+    multihost: str
+    rows: bytes
+
+
+def _info_nodes(cluster: Cluster, moves: dict[str, dict]) -> InfoNodes:
+    """Everything built anew, with the rows of containers waiting to be rescheduled."""
+    engines, view = cluster.listed_engines(), cluster.overlay()
+    parts = []
     for engine in engines:
-        rows.append(_node_rows(cluster, engine, view))
-        waiting = pending_summary(moves, (engine.id,)) if moves and engine.id else ""
+        parts.append(_node_part(cluster, engine, view))
+        waiting = pending_summary(moves, (engine.id,)) if engine.id else ""
         if waiting:
-            rows.append(encode(["  └ Rescheduling", waiting]))
-    unlisted = {r["from_node"] for r in moves.values()} - {e.id for e in validated}
-    if unlisted and (waiting := pending_summary(moves, unlisted, named=True)):
-        rows.append(encode(["Rescheduling off nodes not connected", waiting]))  # gone, or not answering
-    rows = b",".join(rows)
-    return head + b'"SystemStatus":[' + rows + b"]" + tail + b"\n"
+            parts.append((b"," + encode(["  └ Rescheduling", waiting]), ZERO_STATS))
+    unlisted = {r["from_node"] for r in moves.values()} - {e.id for e in cluster.validated()}
+    if unlisted and (waiting := pending_summary(moves, unlisted, named=True)):  # gone, or not answering
+        parts.append((b"," + encode(["Rescheduling off nodes not connected", waiting]), ZERO_STATS))
+    return _nodes(cluster, view, [p[0] for p in parts], map(sum, zip(ZERO_STATS, *(p[1] for p in parts))))
+
+
+def _nodes(cluster: Cluster, view: OverlayView, rows: list[bytes], totals: Iterable[float]) -> InfoNodes:
+    total, running, paused, stopped, images, cpus, memory = totals
+    return InfoNodes(
+        count=len(cluster.engines), total=total, running=running, paused=paused, stopped=stopped,
+        images=images, cpus=int(cpus), memory=int(memory),
+        multihost=cluster.view("overlay summary", lambda: overlay.summary(view, cluster.validated()), *OVERLAY),
+        rows=b"".join(rows))
+
+
+class InfoMemo:
+    """The nodes' part of `docker info` for one membership, brought up to date from the engines that
+    changed since (manager.cluster.changes), not by a walk over all of them; rebuilt whole when the
+    order of the engines or the overlay view changed, or too much happened since."""
+
+    def __init__(self) -> None:
+        self.seen = -1  # CHANGES.any when last brought up to date
+        self.order: list[Engine] | None = None
+        self.view: OverlayView | None = None
+        self.place: dict[str, int] = {}  # engine address -> its index in `rows` and `stats`
+        self.rows: list[bytes] = []
+        self.stats: list[tuple] = []
+        self.totals = list(ZERO_STATS)
+        self.nodes: InfoNodes | None = None
+
+    def current(self, cluster: Cluster) -> InfoNodes:
+        engines, view = cluster.listed_engines(), cluster.overlay()
+        writers = CHANGES.writers_since(self.seen)
+        if self.nodes is not None and writers == () and engines is self.order and view is self.view:
+            return self.nodes
+        if writers is None or engines is not self.order or view is not self.view:
+            self.order, self.view = engines, view
+            self.place = {e.addr: i for i, e in enumerate(engines)}
+            parts = [_node_part(cluster, e, view) for e in engines]
+            self.rows, self.stats = [p[0] for p in parts], [p[1] for p in parts]
+            self.totals = [sum(column) for column in zip(ZERO_STATS, *self.stats)]
+        else:
+            for engine in set(writers):
+                i = self.place.get(engine.addr)
+                if i is None or engines[i] is not engine:
+                    continue
+                self.rows[i], stats = _node_part(cluster, engine, view)
+                self.totals = [t - old + new for t, old, new in zip(self.totals, self.stats[i], stats)]
+                self.stats[i] = stats
+        self.seen = CHANGES.any
+        self.nodes = _nodes(cluster, view, self.rows, self.totals)
+        return self.nodes
+
+
+ZERO_STATS = (0, 0, 0, 0, 0, 0, 0)
+
+
+def _node_part(cluster: Cluster, engine: Engine, view: OverlayView) -> tuple[bytes, tuple]:
+    """An engine's rows (after a comma), and what it adds to the totals: its container counts,
+    images, CPUs and memory (nothing until it is validated)."""
+    stats = (*engine.containers.counts(), len(engine.images), engine.cpus, engine.memory) \
+        if engine.state != PENDING and engine.id else ZERO_STATS
+    return b"," + _node_rows(cluster, engine, view), stats
 
 
 def version(experimental: bool = False) -> dict:

@@ -9,12 +9,13 @@ import random
 import re
 import secrets
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 import aiohttp
 
 from discovery.etcd_store import Fence, StoreError
 from manager.cluster.builds import BuildSessions
+from manager.cluster.changes import CHANGES
 from manager.cluster.containers import Container
 from manager.cluster.engine import ENGINE_STATES, HEALTHY, PENDING, Engine
 from manager.cluster.events import EventBus
@@ -64,6 +65,13 @@ def natural_key(text: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
 
 
+T = TypeVar("T")
+# What a view of the engines' caches depends on: which engines are validated, and their caches.
+CACHED = ("name", "state", "id", "generation")
+# What the overlay domains depend on: which engines are validated, their networks and memberships.
+OVERLAY = ("name", "state", "id", "networks", "membership")
+
+
 class Cluster:
     """All engines, and the operations that need more than one of them."""
 
@@ -86,9 +94,9 @@ class Cluster:
         self._pending_names: set[str] = set()
         self._placement = asyncio.Lock()
         self._exec_owner: dict[str, str] = {}  # exec ID -> engine address, oldest first
-        self._newest_first: tuple[tuple, list[tuple[Engine, Container]]] = ((), [])
-        self._overlay: tuple[tuple, OverlayView] | None = None
         self._id_owners: dict[str, Engine] = {}  # Docker engine ID -> the engine that has it
+        self._members = 0  # counts the membership changes
+        self._views: dict[str, tuple[tuple, Any]] = {}
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -111,12 +119,14 @@ class Cluster:
         wanted = set(addrs)
         for addr in [a for a in self.engines if a not in wanted]:
             engine = self.engines.pop(addr)
+            self._members += 1
             log.info("engine removed addr=%s node=%s", addr, engine.name)
             await engine.stop()
         for addr in sorted(wanted - set(self.engines)):
             log.info("engine added addr=%s", addr)
             engine = Engine(addr, self.session, self.options, self._engine_event, self._duplicate_of)
             self.engines[addr] = engine
+            self._members += 1
             engine.start()
         self.members_known.set()
 
@@ -163,16 +173,29 @@ class Cluster:
         self._id_owners[docker_id] = engine
         return None
 
+    def view(self, what: str, build: Callable[[], T], *watched: str) -> T:
+        """`build()` (a value of the whole cluster), kept until the membership changes or an engine
+        writes one of the `watched` attributes (manager.cluster.changes.WATCHED). A shared value:
+        never modify it."""
+        key = (id(self.engines), len(self.engines), self._members, CHANGES.key(*watched))
+        hit = self._views.get(what)
+        if hit is None or hit[0] != key:
+            hit = self._views[what] = (key, build())
+        return hit[1]
+
     def listed_engines(self) -> list[Engine]:
         """Every engine, in natural order of name (unnamed ones by address)."""
-        return sorted(self.engines.values(), key=lambda e: natural_key(e.name or "~" + e.addr))
+        return self.view("listed", lambda: sorted(
+            self.engines.values(), key=lambda e: natural_key(e.name or "~" + e.addr)), "name")
 
     def validated(self) -> list[Engine]:
         """Engines that have been validated (Healthy or Unhealthy)."""
-        return [e for e in self.listed_engines() if e.state != PENDING and e.id]
+        return self.view("validated", lambda: [e for e in self.listed_engines() if e.state != PENDING and e.id],
+                         "name", "state", "id")
 
     def healthy(self) -> list[Engine]:
-        return [e for e in self.listed_engines() if e.state == HEALTHY]
+        return self.view("healthy", lambda: [e for e in self.listed_engines() if e.state == HEALTHY],
+                         "name", "state")
 
     def engine_by_name(self, ref: str) -> Engine | None:
         """A validated engine by name, ID or address."""
@@ -194,16 +217,18 @@ class Cluster:
             for container in engine.containers.values():
                 yield engine, container
 
-    def newest_first(self) -> list[tuple[Engine, Container]]:
-        """Every validated engine's containers, newest first (`docker ps` order); the list is kept
-        until an engine's cache changes (a shared list: never modify it)."""
-        engines = self.validated()
-        key = tuple((e.addr, e.generation) for e in engines)
-        if self._newest_first[0] != key:
-            rows = [(e, c) for e in engines for c in e.containers.values()]
+    def newest_first(self, running_only: bool = False) -> list[tuple[Engine, Container]]:
+        """Every validated engine's containers (or the running ones on healthy engines), newest first
+        (`docker ps` order); kept until an engine's cache changes (a shared list: never modify it)."""
+        def build() -> list[tuple[Engine, Container]]:
+            rows = [(e, c) for e in self.validated() for c in e.containers.values()]
             rows.sort(key=lambda ec: ec[1].created, reverse=True)
-            self._newest_first = (key, rows)
-        return self._newest_first[1]
+            return rows
+
+        def running() -> list[tuple[Engine, Container]]:
+            return [ec for ec in self.newest_first() if ec[1].state.running and ec[0].healthy]
+        return self.view("running first" if running_only else "newest first", running if running_only else build,
+                         *CACHED)
 
     def find_container(self, ref: str, healthy_only: bool = True) -> tuple[Engine, Container]:
         """Resolve an ID, short ID, Swarm ID, name, `node/name` or unique prefix (classic order)."""
@@ -268,11 +293,7 @@ class Cluster:
 
     def overlay(self) -> OverlayView:
         """The engines' overlay domains and their networks (recomputed after any engine changed)."""
-        engines = self.validated()
-        key = tuple((e.addr, e.generation) for e in engines)
-        if self._overlay is None or self._overlay[0] != key:
-            self._overlay = (key, overlay_view(engines))
-        return self._overlay[1]
+        return self.view("overlay", lambda: overlay_view(self.validated()), *OVERLAY)
 
     # ---- placement ---------------------------------------------------------------------------
     def node(self, engine: Engine, view: OverlayView | None = None) -> Node:
@@ -283,26 +304,34 @@ class Cluster:
         return node_of(engine, domain.describe(), frozenset((view or self.overlay()).networks[domain]))
 
     def nodes(self) -> list[Node]:
-        """Scheduler snapshots of all validated engines, pending placements included."""
-        result = []
-        view = self.overlay()
-        for engine in self.validated():
-            node = self.node(engine, view)
+        """Scheduler snapshots of all validated engines, pending placements included (a shared
+        list: never modify it)."""
+        snapshots, index = self.view("nodes", self._snapshots, *CACHED, "networks", "membership")
+        result = None
+        for addr, placeholders in self._pending.items():
+            engine, i = self.engines.get(addr), index.get(addr)
+            if not placeholders or engine is None or i is None:
+                continue
             # a placement whose container is already in the cache (its create event came first)
             # must not count twice
-            pending = [p for p in self._pending.get(engine.addr, ())
-                       if engine.containers.by_ref(p.labels[SWARM_ID_LABEL]) is None]
+            pending = tuple(p for p in placeholders if engine.containers.by_ref(p.labels[SWARM_ID_LABEL]) is None)
             if pending:
-                node = dataclasses.replace(node, containers=node.containers + tuple(pending))
-            result.append(node)
-        return result
+                result = result or list(snapshots)
+                result[i] = dataclasses.replace(result[i], containers=result[i].containers + pending)
+        return result or snapshots
+
+    def _snapshots(self) -> tuple[list[Node], dict[str, int]]:
+        """Every validated engine's snapshot, and the place of each engine's in that list."""
+        view = self.overlay()
+        engines = self.validated()
+        return [self.node(e, view) for e in engines], {e.addr: i for i, e in enumerate(engines)}
 
     def best_engine(self, spec: ContainerSpec, kind: str = "container", avoid: Iterable[str] = ()) -> Engine:
         """The engine the scheduler ranks first for `spec` (a container, or what `kind` says: a
         build, a network), leaving out the engine IDs in `avoid` (engines a create has just failed
         on); NoFit when none can take it. Every decision goes to the placement log."""
         began = time.perf_counter()
-        by_id = {e.id: e for e in self.validated()}
+        by_id = self.view("by id", lambda: {e.id: e for e in self.validated()}, "name", "state", "id")
         avoid = set(avoid)
         nodes = self.nodes()
         try:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator, Protocol, TypeVar
 
 import aiohttp
 
+from manager.cluster.changes import CHANGES, WATCHED
 from manager.cluster.containers import Container, ContainerCache, from_inspect, from_list_row
 from manager.cluster.metrics import ENGINE_CALL_ERRORS, ENGINE_REFRESHES, EVENT_STREAM_RECONNECTS
 from manager.cluster.options import EngineOptions
@@ -44,7 +45,11 @@ REFRESH_GATE = asyncio.Semaphore(64)
 # Inspects at once across all engines of containers known from a listing only: after a start the
 # engines are Healthy from their listings, and the details (reservations, exact times, the inspect
 # document) follow in the background without crowding out the clients' calls.
-DETAIL_GATE = asyncio.Semaphore(4)
+DETAIL_GATE = asyncio.Semaphore(16)
+# With the events stream open since the last listing the cache has missed nothing (a stream that
+# is lost is re-listed at once): the periodic listing is a safety net (e.g. events dockerd dropped
+# for a slow reader), made every FULL_REFRESH_EVERY-th refresh; the others read `/info` alone.
+FULL_REFRESH_EVERY = 10
 T = TypeVar("T")
 
 
@@ -126,8 +131,18 @@ class Engine(Addressed):
     A listing fills the cache with records built from the list rows; containers that are new or
     changed are inspected afterwards (DETAIL_GATE), those with a reschedule policy before Healthy.
     `generation` changes with every change of what the cache holds or of the engine's health;
-    `derived` keeps values computed from it (snapshots, `docker info` rows) until then.
+    `derived` keeps values computed from it (snapshots, `docker info` rows) until then. Writes to
+    what the cluster-wide views read (manager.cluster.changes.WATCHED) are counted in CHANGES;
+    `shown` is the count of all of them at this engine's last one.
     """
+
+    shown = 0
+
+    def __setattr__(self, attribute: str, value: Any) -> None:
+        super().__setattr__(attribute, value)
+        if attribute in WATCHED:
+            CHANGES.wrote(attribute, self)
+            super().__setattr__("shown", CHANGES.any)
 
     def __init__(self, addr: str, session: aiohttp.ClientSession, options: EngineOptions,
                  notify: Callable[["Engine", dict], None],
@@ -165,6 +180,7 @@ class Engine(Addressed):
         self._wake = asyncio.Event()
         self._to_inspect: dict[str, None] = {}  # container IDs known from a listing only
         self._inspecting: asyncio.Task | None = None
+        self._live = False  # the events stream has been open since the last listing
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -539,6 +555,7 @@ class Engine(Addressed):
                 opened = True
                 async with resp:
                     await self.refresh_all()
+                    self._live = True
                     self._become_healthy()
                     async for line in resp.content:
                         if line.strip():
@@ -550,6 +567,7 @@ class Engine(Addressed):
                 log.info("events stream lost addr=%s node=%s error=%r", self.addr, self.name, str(exc))
             except Exception:  # a bug must not end the engine's event loop for good
                 log.exception("events loop error addr=%s node=%s", self.addr, self.name)
+            self._live = False
             await self._probe_until_up()
 
     async def _probe_until_up(self) -> None:
@@ -574,6 +592,10 @@ class Engine(Addressed):
             self._emit("engine_connect")
 
     async def _refresh_loop(self) -> None:
+        """Every --engine-refresh-min..max interval: `/info` (the health check, and multi-host
+        networking); the full listing too when the events stream was not open all along since the
+        last one, after the engine came back, and every FULL_REFRESH_EVERY-th round."""
+        rounds = 0
         while True:
             backoff = max(0, self.failures - self.options.failure_retry)
             interval = self.options.refresh_min * (1 + min(backoff, 1000)) + random.uniform(
@@ -582,12 +604,16 @@ class Engine(Addressed):
                 await asyncio.wait_for(self._wake.wait(), interval)
             except asyncio.TimeoutError:
                 pass
+            woken = self._wake.is_set()
             self._wake.clear()
             if self.state == PENDING:
                 continue
+            rounds += 1
             try:
                 await self.refresh_info()
-                await self.refresh_all()
+                if woken or not self._live or rounds % FULL_REFRESH_EVERY == 0:
+                    await self.refresh_all()
+                self.updated_at = time.time()
             except ApiError as exc:
                 log.info("refresh failed addr=%s error=%r", self.addr, exc.message)
             except Exception:  # a bug must not end the refresh loop for good
@@ -620,7 +646,10 @@ class Engine(Addressed):
         if action in ("destroy", "remove"):
             if not (scope == "local" and self.membership.swarm_manager and any(
                     n["Id"] == actor.get("ID") and n.get("Scope") == "swarm" for n in self.networks)):
+                had_ingress = _has_ingress(self.networks)
                 self.forget_network(actor.get("ID", ""))
+                if had_ingress and not _has_ingress(self.networks):  # the engine left its swarm
+                    await self.refresh_info()
         elif action != "disconnect" and not any(n["Id"] == actor.get("ID") for n in self.networks) and \
                 (actor.get("Attributes") or {}).get("name") not in self._expected_networks:
             await self.refresh_networks()

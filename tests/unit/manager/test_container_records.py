@@ -2,10 +2,14 @@
 (ps rows, lookups, the scheduler's view, the rescheduling config), and `ps` written in chunks."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
+import pytest
+
 from manager.api import render
+from manager.cluster.changes import CHANGES
 from manager.cluster.cluster import Cluster
 from manager.cluster.containers import ContainerCache, Interner, State, from_list_row
 from manager.cluster.engine import Engine
@@ -171,3 +175,70 @@ async def test_a_placement_on_an_engine_known_from_its_listing_only_inspects_it_
     monkeypatch.setattr(cluster, "_create_on", create_on)
     engine, _ = await cluster.create_container({"Image": "busybox", "HostConfig": {"Memory": 2**30}}, None, None)
     assert inspected == ["node1"] and engine is node2
+
+
+def test_info_ps_order_and_engine_lists_follow_a_change_of_any_one_engine():
+    """The cluster-wide views are kept between calls, yet each shows a change of one engine at once."""
+    engines = []
+    for n in (1, 2, 3):
+        e = Engine(f"10.0.0.{n}:2375", None, EngineOptions(), notify=lambda *_: None, is_duplicate=lambda _: None)
+        e.name, e.id, e.state, e.cpus, e.memory = f"node{n}", f"ID{n}|10.0.0.{n}:2375", "Healthy", 2, 2**30
+        row = list_row(f"{n:064x}", f"c{n}", "running", "Up 3 minutes", Created=int(NOW) - 10 * n)
+        e._store(row["Id"], from_list_row(row, e.name, e.ip, e.containers.interner, NOW))
+        engines.append(e)
+    cluster = Cluster(Scheduler(), EngineOptions())
+    cluster.engines = {e.addr: e for e in engines}
+
+    def statuses() -> list[str]:
+        return [r[1] for r in json.loads(render.info(cluster, []))["SystemStatus"] if r[0] == "  └ Status"]
+
+    assert statuses() == ["Healthy"] * 3 and [e.name for e in cluster.healthy()] == ["node1", "node2", "node3"]
+    engines[1].state = "Unhealthy"
+    assert statuses() == ["Healthy", "Unhealthy", "Healthy"]
+    assert [e.name for e in cluster.healthy()] == ["node1", "node3"] and len(cluster.validated()) == 3
+    engines[0].name = "node9"  # sorted by name again
+    assert [e.name for e in cluster.listed_engines()] == ["node2", "node3", "node9"]
+    assert statuses() == ["Unhealthy", "Healthy", "Healthy"]
+    engines[2].error = "cut off"
+    assert ["  └ Error", "cut off"] in json.loads(render.info(cluster, []))["SystemStatus"]
+    assert [c.name for _, c in cluster.newest_first()] == ["c1", "c2", "c3"]
+    row = list_row(f"{4:064x}", "c4", "running", "Up 1 second", Created=int(NOW))
+    engines[2]._store(row["Id"], from_list_row(row, "node3", engines[2].ip, engines[2].containers.interner, NOW))
+    assert [c.name for _, c in cluster.newest_first()] == ["c4", "c1", "c2", "c3"]
+    info = json.loads(render.info(cluster, []))
+    assert info["Containers"] == 4 and [r[1] for r in info["SystemStatus"] if r[0] == "  └ Containers"] == [
+        "1", "2 (2 Running, 0 Paused, 0 Stopped)", "1 (1 Running, 0 Paused, 0 Stopped)"]  # node2, node3, node9
+    assert sum(len(n.containers) for n in cluster.nodes()) == 4
+    engines[1].error = "gone again"
+    for _ in range(CHANGES.LOG):  # more writes than are logged since: info is built whole again
+        engines[0].updated_at = NOW
+    assert ["  └ Error", "gone again"] in json.loads(render.info(cluster, []))["SystemStatus"]
+
+
+@pytest.mark.parametrize("live, full_rounds", [(True, [10, 20]), (False, list(range(1, 21)))])
+async def test_the_periodic_refresh_lists_everything_only_every_tenth_round_while_events_flow(
+        monkeypatch, live, full_rounds):
+    """Each round reads /info (the health check); the full listing comes every FULL_REFRESH_EVERY-th
+    round while the events stream has been open all along, and every round when it has not."""
+    e = Engine("10.0.0.1:2375", None, EngineOptions(refresh_min=0.001, refresh_max=0.001),
+               notify=lambda *_: None, is_duplicate=lambda _: None)
+    e.name, e.id, e.state, e._live = "node1", "ID|10.0.0.1:2375", "Healthy", live
+    calls: list[str] = []
+    rounds = asyncio.Event()
+
+    async def info() -> None:
+        calls.append("info")
+        if calls.count("info") == 20:
+            rounds.set()
+            await asyncio.sleep(3600)
+
+    async def listing() -> None:
+        calls.append("list")
+
+    monkeypatch.setattr(e, "refresh_info", info)
+    monkeypatch.setattr(e, "refresh_all", listing)
+    task = asyncio.create_task(e._refresh_loop())
+    await asyncio.wait_for(rounds.wait(), 10)
+    task.cancel()
+    listed_after = [calls[:i].count("info") for i, c in enumerate(calls) if c == "list"]
+    assert listed_after == [r for r in full_rounds if r < 20]

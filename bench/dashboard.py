@@ -10,7 +10,8 @@ until every engine is Healthy and the manager has settled, then:
    reading the stream: KiB/s, the manager's CPU, and the seconds from the start's answer to the
    first state or update that shows the container running;
 3. in headless Chromium: seconds until the page shows every node, then the same runs: seconds
-   until each container shows on its node's card, and the longest main-thread tasks.
+   until each container shows on its node's card, the longest main-thread tasks, and a
+   screenshot (`dashboard.png` in --workdir).
 Last line: `idle_kib_s=.. idle_states=.. idle_updates=.. idle_cpu_pct=.. busy_kib_s=.. busy_cpu_pct=..
 state_kib=.. stream_p50_s=.. stream_max_s=.. page_load_s=.. load_task_ms=.. page_p50_s=.. page_max_s=..
 longest_task_ms=..` (`load_task_ms`: the longest main-thread task while the page first drew the
@@ -127,8 +128,8 @@ async def stream_figures(url: str, proc: Proc, idle: float, count: int) -> dict[
     return figures
 
 
-def page_figures(url: str, nodes: int, count: int, profile: Path) -> dict[str, float]:
-    """Phase 3: the page in headless Chromium."""
+def page_figures(url: str, nodes: int, count: int, profile: Path, screenshot: Path) -> dict[str, float]:
+    """Phase 3: the page in headless Chromium; a screenshot of it at the end."""
     browser = headless_chromium(profile)
     try:
         browser.set_script_timeout(30)
@@ -160,6 +161,8 @@ def page_figures(url: str, nodes: int, count: int, profile: Path) -> dict[str, f
         delays = [seen.get(name, float("inf")) - at for name, at in started.items()]
         figures.update(page_p50_s=statistics.median(delays), page_max_s=max(delays),
                        longest_task_ms=browser.execute_script("return window.longest"))
+        browser.save_screenshot(str(screenshot))
+        progress("screenshot", path=screenshot)
     finally:
         browser.quit()
     return figures
@@ -195,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         figures = asyncio.run(stream_figures(url, manager, args.idle_seconds, args.runs))
         progress("stream", **{k: f"{v:.2f}" for k, v in figures.items()})
         if not args.no_browser:
-            figures.update(page_figures(url, args.nodes, args.runs, workdir / "chromium-profile"))
+            figures.update(page_figures(url, args.nodes, args.runs, workdir / "chromium-profile",
+                                        workdir / "dashboard.png"))
     finally:
         stop([manager, fleet])
     print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()), flush=True)

@@ -6,7 +6,7 @@ import dataclasses
 import time
 
 from manager.api.render import status_text
-from manager.cluster.cluster import Cluster
+from manager.cluster.cluster import Cluster, natural_key
 from manager.cluster.engine import HEALTHY, PENDING, Engine
 from manager.cluster.placements import Placement
 from manager.cluster.snapshot import node_of
@@ -19,7 +19,7 @@ def _node(cluster: Cluster, engine: Engine, now: float) -> dict:
     """One engine: state, labels, reserved and total CPUs and memory, its containers."""
     node = node_of(engine) if engine.id else None
     scheduler = cluster.scheduler
-    containers = sorted(engine.containers.values(), key=lambda c: c.name)
+    containers = sorted(engine.containers.values(), key=lambda c: natural_key(c.name))  # c2 before c10
     return {
         "name": engine.name, "addr": engine.addr, "state": engine.state, "error": engine.error,
         "availability": engine.availability, "labels": dict(sorted(engine.all_labels.items())),

@@ -159,13 +159,13 @@ async def hijack(request: web.Request, engine: Upstream, path: str, version: str
         writer.write("\r\n".join(lines).encode() + body)
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
+            status, reason, headers = _parse_head(head)
+            length = int(headers.get("Content-Length", "0") or 0) if status != 101 else 0
+            payload = await asyncio.wait_for(reader.readexactly(length), HEAD_TIMEOUT) if length else b""
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as exc:
             raise EngineDown(500, f"{engine.name or engine.addr} did not answer the {request.method} "
                                   f"{path} upgrade: {exc!r}") from None
-        status, reason, headers = _parse_head(head)
         if status != 101:
-            length = int(headers.get("Content-Length", "0") or 0)
-            payload = await reader.readexactly(length) if length else b""
             return web.Response(status=status, reason=reason, body=payload,
                                 headers={"Content-Type": headers.get("Content-Type", "text/plain")})
         return await _relay(request, reader, writer, reason, headers)

@@ -10,8 +10,10 @@ import time
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 from lab.procs import free_port
+from manager.api import proxy
 from manager.api.proxy import head_timeout
 from manager.cluster import images
 from manager.cluster.engine import HEAD_TIMEOUT, Engine, EngineDown
@@ -106,3 +108,25 @@ async def test_a_pull_without_progress_ends_with_a_clear_error(engine):
             pass
     assert time.monotonic() - began < 1.5
     assert engine.failures == 0  # a silent registry is not the engine's failure
+
+
+@pytest.mark.parametrize("answer", [b"", b"HTTP/1.1 404 Not Found\r\nContent-Length: 40\r\n\r\n{\"message\":"])
+async def test_a_hijack_the_engine_leaves_unanswered_ends_with_an_error(answer, monkeypatch):
+    """No head, or a refusal whose body never ends: an error within the deadline, not a hang."""
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await asyncio.sleep(5)
+        writer.close()
+
+    server = await asyncio.start_server(stall, "127.0.0.1", free_port())
+    monkeypatch.setattr(proxy, "HEAD_TIMEOUT", 0.3)
+    async with server, aiohttp.ClientSession() as session:
+        engine = Engine(f"127.0.0.1:{server.sockets[0].getsockname()[1]}", session, EngineOptions(),
+                        lambda e, ev: None, lambda e: None)
+        request = make_mocked_request("POST", "/v1.41/containers/c1/attach?stream=1",
+                                      headers={"Connection": "Upgrade", "Upgrade": "tcp"})
+        began = time.monotonic()
+        with pytest.raises(EngineDown, match=r"did not answer the POST /containers/c1/attach upgrade"):
+            await asyncio.wait_for(proxy.hijack(request, engine, "/containers/c1/attach", "1.41", b""), 3)
+        assert time.monotonic() - began < 1.5

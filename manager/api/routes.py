@@ -92,6 +92,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", r"/volumes/prune", vol.prune),
     ("GET", rf"/volumes/{NAME}", vol.inspect),
     ("DELETE", rf"/volumes/{NAME}", vol.remove),
+    ("GET", r"/plugins/(?P<plugin>.+)/json", sysh.no_plugin),  # what `docker inspect NAME` tries last
 ]
 
 

@@ -32,6 +32,14 @@ async def info(call: Call) -> web.Response:
                         content_type="application/json")
 
 
+async def no_plugin(call: Call) -> web.Response:
+    """`GET /plugins/{name}/json`: no plugin is managed through Shoal, so none is found. A 404 in the
+    engine's words (not the 501 of the other plugin routes): `docker inspect NAME` asks for a
+    plugin after a container, image, network and volume, and only a not-found lets it answer
+    `No such object: NAME`."""
+    raise ApiError(404, f'plugin "{call.args["plugin"]}" not found')
+
+
 async def auth(call: Call) -> web.StreamResponse:
     """`docker login`: any healthy node checks the credentials with the registry."""
     body = await read_model(call, AuthBody)

@@ -194,6 +194,8 @@ def test_what_shoal_does_not_serve_says_why(mgr, cli):
     assert services.returncode == 1 and "Shoal does not serve GET /services: swarm-mode objects" in services.stderr
     status, body = mgr.api("GET", "/v1.41/services")
     assert status == 501 and "swarm-mode objects" in body["message"]
+    unknown = mgr.docker("inspect", "nosuchobject", check=False, binary=cli)  # tries a plugin last
+    assert unknown.returncode == 1 and "No such object: nosuchobject" in unknown.stderr, unknown.stderr
 
 
 @pytest.fixture(scope="module")

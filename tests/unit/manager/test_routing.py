@@ -1,6 +1,8 @@
 """The routing table: every path shape the docker CLI sends reaches the right handler."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from manager.api import containers as ctr
@@ -50,6 +52,13 @@ def test_paths_reach_their_handler(method, path, handler, args):
     found, groups, _ = resolve(method, path)
     assert found is handler
     assert {k: v for k, v in groups.items() if v is not None} == args
+
+
+async def test_a_plugin_is_never_found_so_docker_inspect_can_say_no_such_object():
+    handler, args, _ = resolve("GET", "/plugins/vieux/sshfs:latest/json")
+    with pytest.raises(ApiError) as err:
+        await handler(SimpleNamespace(args=args))
+    assert (err.value.status, err.value.message) == (404, 'plugin "vieux/sshfs:latest" not found')
 
 
 @pytest.mark.parametrize("method, path, status, message", [

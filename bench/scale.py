@@ -10,7 +10,8 @@ work its start left is done); then `shared/tools/fleetbench.py` (sequential keep
 all that, its peak RSS while it ran (VmHWM, reset before), and its CPU while idle. Prints one line
 per manager and, with --classic, a last line of ratios (Shoal / classic):
 `healthy_ratio=A rss_ratio=B rss_peak_ratio=C ps_p99_ratio=D info_p99_ratio=E run_p99_ratio=F
-ps_running_p99_ratio=G runs_per_s_ratio=H` (`ps` = `ps -a`; runs/s: higher is better).
+ps_running_p99_ratio=G runs_per_s_ratio=H` (`ps` = `ps -a`; runs/s: higher is better). A manager
+that crashes or hangs gets its error printed under its line, and the next one is still measured.
 """
 from __future__ import annotations
 
@@ -198,27 +199,36 @@ def measure(name: str, cmd: list[str], tools: Path, args: argparse.Namespace, wo
     began = time.monotonic()
     proc = spawn([part.replace("{port}", str(port)) for part in cmd], log, cwd=REPO)
     try:
-        figures.healthy_s = asyncio.run(wait_healthy(url, args.nodes, proc, began, args.healthy_timeout))
-        progress("healthy", manager=name, seconds=f"{figures.healthy_s:.2f}")
-        figures.settled_s = settle(proc, began, args.healthy_timeout)
-        progress("settled", manager=name, seconds=f"{figures.settled_s:.1f}")
-        reset_peak(proc.pid)
-        bench = fleetbench(tools, url, proc.pid, args, workdir / f"{name}.fleetbench.txt")
-        figures.info_p99_ms, figures.ps_all_p99_ms = bench["info_p99_ms"], bench["ps_p99_ms"]
-        figures.run_p99_ms, figures.runs_per_s = bench["run_p99_ms"], bench["runs_per_s"]
-        figures.errors = bench["errors"]
-        progress("fleetbench", manager=name, info_p99_ms=figures.info_p99_ms,
-                 ps_all_p99_ms=figures.ps_all_p99_ms, run_p99_ms=figures.run_p99_ms)
-        figures.ps_p99_ms = asyncio.run(ps_running_p99(url, args.ps_runs))
-        figures.rss_peak_mib = status_kib(proc.pid, "VmHWM") / 1024
-        figures.rss_mib = status_kib(proc.pid, "VmRSS") / 1024
-        time.sleep(2)
-        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
-        time.sleep(args.idle_seconds)
-        figures.idle_cpu_pct = 100 * (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
+        _measure(figures, proc, url, began, tools, args, workdir)
+    except SystemExit as exc:  # it crashed or hung: the others are still measured, this one says why
+        figures.errors.append(f"error: {str(exc.code)[-2000:]}")
     finally:
         stop([proc])
     return figures
+
+
+def _measure(figures: Figures, proc: Proc, url: str, began: float, tools: Path, args: argparse.Namespace,
+             workdir: Path) -> None:
+    """Time the manager's start, then the calls, memory and idle CPU (SystemExit: it failed)."""
+    name = figures.name
+    figures.healthy_s = asyncio.run(wait_healthy(url, args.nodes, proc, began, args.healthy_timeout))
+    progress("healthy", manager=name, seconds=f"{figures.healthy_s:.2f}")
+    figures.settled_s = settle(proc, began, args.healthy_timeout)
+    progress("settled", manager=name, seconds=f"{figures.settled_s:.1f}")
+    reset_peak(proc.pid)
+    bench = fleetbench(tools, url, proc.pid, args, workdir / f"{name}.fleetbench.txt")
+    figures.info_p99_ms, figures.ps_all_p99_ms = bench["info_p99_ms"], bench["ps_p99_ms"]
+    figures.run_p99_ms, figures.runs_per_s = bench["run_p99_ms"], bench["runs_per_s"]
+    figures.errors = bench["errors"]
+    progress("fleetbench", manager=name, info_p99_ms=figures.info_p99_ms,
+             ps_all_p99_ms=figures.ps_all_p99_ms, run_p99_ms=figures.run_p99_ms)
+    figures.ps_p99_ms = asyncio.run(ps_running_p99(url, args.ps_runs))
+    figures.rss_peak_mib = status_kib(proc.pid, "VmHWM") / 1024
+    figures.rss_mib = status_kib(proc.pid, "VmRSS") / 1024
+    time.sleep(2)
+    cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+    time.sleep(args.idle_seconds)
+    figures.idle_cpu_pct = 100 * (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
 
 
 def start_fleet(tools: Path, args: argparse.Namespace, workdir: Path) -> Proc:

@@ -113,11 +113,10 @@ def configure(args: argparse.Namespace) -> ManageConfig:
     except SchedulerError as exc:
         raise UsageError(exc.message) from None
     hosts = args.host or os.environ.get("SWARM_HOST", "tcp://127.0.0.1:2375").split(",")
-    for host in hosts:
-        listen_target(host)
+    targets = [listen_target(host)[1] for host in hosts]
     if args.metrics_addr is not None:
         kind, target = listen_target(args.metrics_addr)
-        if kind != "tcp" or target in [listen_target(h)[1] for h in hosts]:
+        if kind != "tcp" or target in targets:
             raise UsageError(f"--metrics-addr should be a host:port of its own (plain HTTP, not one of the -H "
                              f"addresses): {args.metrics_addr}")
     return ManageConfig(hosts=hosts, discovery=args.discovery,

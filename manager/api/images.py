@@ -18,6 +18,7 @@ from manager.cluster import images as cluster_images
 from manager.cluster.engine import Engine
 from manager.errors import ApiError, as_api_error, not_found
 from scheduler import ContainerSpec
+from scheduler.scheduler import NO_HEALTHY_NODE
 
 log = logging.getLogger("shoal.api")
 
@@ -64,11 +65,11 @@ def _created_window(call: Call, filters: dict[str, list[str]]) -> Callable[[floa
     oldest, newest = float("-inf"), float("inf")
     for key in ("before", "since"):
         for ref in filters.get(key, []):
-            found = [i for e in call.cluster.engines_with_image(ref) for i in e.images
-                     if cluster_images.image_matches(i, ref)]
-            if not found:
+            found = next((i for e in call.cluster.validated() for i in e.images
+                          if cluster_images.image_matches(i, ref)), None)
+            if found is None:
                 raise ApiError(400, f"Invalid filter: 'type'='{key}': no such image found: '{ref}'")
-            created = found[0].get("Created", 0)
+            created = found.get("Created", 0)
             if key == "before":
                 newest = min(newest, created)
             else:
@@ -114,7 +115,7 @@ async def push(call: Call) -> web.StreamResponse:
     the name (without it, every tag of the repository is pushed)."""
     tag = call.request.query.get("tag")
     ref = unquote(call.args["image"]) + (f":{tag}" if tag else "")
-    engines = [e for e in call.cluster.validated() if any(cluster_images.image_named(i, ref) for i in e.images)]
+    engines = call.cluster.engines_with_image(ref, cluster_images.image_named)
     return await proxy(call.request, _healthy_first(engines, ref)[0], call.path, call.version)
 
 
@@ -232,7 +233,7 @@ async def upload(call: Call) -> web.StreamResponse:
     has no body: every node fetches the URL itself."""
     engines = call.cluster.healthy()
     if not engines:
-        raise ApiError(500, "No healthy node available in the cluster")
+        raise ApiError(500, NO_HEALTHY_NODE)
     tee = Tee(call.request.content.iter_chunked(CHUNK), engines) if call.request.body_exists else None
     headers = forward_headers(call.request.headers)
     query = call.request.rel_url.raw_query_string

@@ -280,8 +280,9 @@ def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = Fals
                   "ControlAvailable": False, "Error": "", "RemoteManagers": None},
         "LiveRestoreEnabled": False, "Warnings": None,
     }
-    head, _, tail = encode(body).partition(b'"SystemStatus":' + encode(status))
-    return head + b'"SystemStatus":[' + encode(status)[1:-1] + nodes.rows + b"]" + tail + b"\n"
+    status_json = encode(status)
+    head, _, tail = encode(body).partition(b'"SystemStatus":' + status_json)
+    return head + b'"SystemStatus":[' + status_json[1:-1] + nodes.rows + b"]" + tail + b"\n"
 
 
 @dataclass(frozen=True)

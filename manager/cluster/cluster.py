@@ -287,9 +287,10 @@ class Cluster:
             raise ApiError(500, NO_HEALTHY_NODE if self.engines else NO_NODES)
         return random.choice(engines)
 
-    def engines_with_image(self, ref: str) -> list[Engine]:
-        """Validated engines holding an image matching an ID, ID prefix or reference."""
-        return [e for e in self.validated() if any(image_matches(i, ref) for i in e.images)]
+    def engines_with_image(self, ref: str, match: Callable[[dict, str], bool] = image_matches) -> list[Engine]:
+        """Validated engines holding an image that `match`es `ref` (by default: an ID, ID prefix or
+        reference)."""
+        return [e for e in self.validated() if any(match(i, ref) for i in e.images)]
 
     def overlay(self) -> OverlayView:
         """The engines' overlay domains and their networks (recomputed after any engine changed)."""

@@ -7,7 +7,7 @@ import time
 
 from manager.api.render import status_text
 from manager.cluster.cluster import Cluster, natural_key
-from manager.cluster.engine import HEALTHY, PENDING, Engine
+from manager.cluster.engine import Engine
 from manager.cluster.placements import Placement
 from manager.cluster.snapshot import node_of
 
@@ -32,9 +32,8 @@ def _node(cluster: Cluster, engine: Engine, now: float) -> dict:
 
 
 def _summary(cluster: Cluster) -> dict:
-    engines = cluster.engines.values()
-    return {"nodes": len(engines), "healthy": sum(e.state == HEALTHY for e in engines),
-            "containers": sum(len(e.containers) for e in engines if e.state != PENDING and e.id),
+    return {"nodes": len(cluster.engines), "healthy": len(cluster.healthy()),
+            "containers": sum(len(e.containers) for e in cluster.validated()),
             "strategy": cluster.scheduler.strategy_name}
 
 

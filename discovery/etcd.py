@@ -26,12 +26,9 @@ class EtcdDiscovery:
         self._tls = tls
         self._retry_cap = retry_cap
 
-    def _store(self) -> EtcdStore:
-        return EtcdStore(self.endpoints, self._tls)
-
     def store(self) -> EtcdStore:
         """A new connection to the same etcd members (use as `async with`)."""
-        return self._store()
+        return EtcdStore(self.endpoints, self._tls)
 
     @property
     def state_prefix(self) -> str:
@@ -57,7 +54,7 @@ class EtcdDiscovery:
         backoff = Backoff(cap=self._retry_cap)
         members: dict[str, str] = {}
         revision = 0                                            # 0: list before watching
-        async with self._store() as store:
+        async with self.store() as store:
             while True:
                 try:
                     if not revision:
@@ -91,10 +88,9 @@ class EtcdDiscovery:
 
     async def read_state(self, kind: str, key: str) -> str | None:
         """One value of the manager's cluster state (JSON text), None when it has none."""
-        full = self.state_key(kind, key)
-        async with self._store() as store:
-            values, _ = await store.get_prefix(full)
-        return values.get(full)
+        async with self.store() as store:
+            value, _, _ = await store.get(self.state_key(kind, key))
+        return value
 
     async def register(self, addr: str, ttl: float, heartbeat: float, alive: HealthCheck | None = None) -> None:
         """Hold `<prefix><addr>` on a lease of `ttl`, one keepalive per `heartbeat` while `alive()`
@@ -102,7 +98,7 @@ class EtcdDiscovery:
         backoff = Backoff(cap=min(heartbeat, 5.0))
         loop = asyncio.get_running_loop()
         next_beat = loop.time()
-        async with self._store() as store:
+        async with self.store() as store:
             registration = _Registration(store, self.nodes_prefix + addr, addr, max(1, math.ceil(ttl)))
             try:
                 while True:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from manager.api.call import Call
 from manager.api.jsonio import json_response, parse_filters, read_model
+from manager.api.local_objects import labels_match
 from manager.api.models import NodeSpecBody
 from manager.cluster.timefmt import rfc3339
 from manager.cluster.engine import Engine
@@ -37,14 +38,6 @@ def node_json(call: Call, engine: Engine) -> dict:
     }
 
 
-def _labels_match(labels: dict[str, str], wanted: list[str]) -> bool:
-    for item in wanted:
-        key, eq, value = item.partition("=")
-        if key not in labels or (eq and labels[key] != value):
-            return False
-    return True
-
-
 async def listing(call: Call) -> web.Response:
     """`GET /nodes` with the CLI's filters."""
     filters = parse_filters(call.request.query.get("filters"))
@@ -58,9 +51,9 @@ async def listing(call: Call) -> web.Response:
             continue
         if filters.get("name") and not any(v in engine.name for v in filters["name"]):
             continue
-        if not _labels_match(engine.labels, filters.get("label", [])):
+        if not labels_match(filters.get("label", []), engine.labels):
             continue
-        if not _labels_match(node["Spec"]["Labels"], filters.get("node.label", [])):
+        if not labels_match(filters.get("node.label", []), node["Spec"]["Labels"]):
             continue
         if filters.get("role") and "worker" not in filters["role"]:
             continue

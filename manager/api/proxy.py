@@ -163,7 +163,7 @@ async def hijack(request: web.Request, engine: Upstream, path: str, version: str
             length = int(headers.get("Content-Length", "0") or 0) if status != 101 else 0
             payload = await asyncio.wait_for(reader.readexactly(length), HEAD_TIMEOUT) if length else b""
         except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as exc:
-            raise EngineDown(500, f"{engine.name or engine.addr} did not answer the {request.method} "
+            raise EngineDown(500, f"{engine.label} did not answer the {request.method} "
                                   f"{path} upgrade: {exc!r}") from None
         if status != 101:
             return web.Response(status=status, reason=reason, body=payload,

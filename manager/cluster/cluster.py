@@ -299,10 +299,11 @@ class Cluster:
     # ---- placement ---------------------------------------------------------------------------
     def node(self, engine: Engine, view: OverlayView | None = None) -> Node:
         """The engine's scheduler snapshot, with the cluster-wide networks of its overlay domain."""
-        domain = (view or self.overlay()).domain_of(engine)
+        view = view or self.overlay()
+        domain = view.domain_of(engine)
         if domain is None:
             return node_of(engine)
-        return node_of(engine, domain.describe(), frozenset((view or self.overlay()).networks[domain]))
+        return node_of(engine, domain.describe(), frozenset(view.networks[domain]))
 
     def nodes(self) -> list[Node]:
         """Scheduler snapshots of all validated engines, pending placements included (a shared

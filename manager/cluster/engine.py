@@ -132,17 +132,13 @@ class Engine(Addressed):
     changed are inspected afterwards (DETAIL_GATE), those with a reschedule policy before Healthy.
     `generation` changes with every change of what the cache holds or of the engine's health;
     `derived` keeps values computed from it (snapshots, `docker info` rows) until then. Writes to
-    what the cluster-wide views read (manager.cluster.changes.WATCHED) are counted in CHANGES;
-    `shown` is the count of all of them at this engine's last one.
+    what the cluster-wide views read (manager.cluster.changes.WATCHED) are counted in CHANGES.
     """
-
-    shown = 0
 
     def __setattr__(self, attribute: str, value: Any) -> None:
         super().__setattr__(attribute, value)
         if attribute in WATCHED:
             CHANGES.wrote(attribute, self)
-            super().__setattr__("shown", CHANGES.any)
 
     def __init__(self, addr: str, session: aiohttp.ClientSession, options: EngineOptions,
                  notify: Callable[["Engine", dict], None],
@@ -200,7 +196,7 @@ class Engine(Addressed):
 
     @property
     def label(self) -> str:
-        """The engine in metrics: its name, or its address until it has one."""
+        """The engine in messages and metrics: its name, or its address until it has one."""
         return self.name or self.addr
 
     @property
@@ -249,7 +245,7 @@ class Engine(Addressed):
                               timeout=timeout)
         except NoAnswer as exc:
             self.record_failure(exc)
-            raise EngineDown(500, f"{self.name or self.addr} did not answer {method} {path} within "
+            raise EngineDown(500, f"{self.label} did not answer {method} {path} within "
                                   f"{head:g}s") from None
         except CONNECTION_ERRORS as exc:
             raise self.unreachable(exc) from exc
@@ -288,7 +284,7 @@ class Engine(Addressed):
                 raw = await resp.read()
             except CONNECTION_ERRORS as exc:
                 self.record_failure(exc)
-                raise EngineDown(500, f"Lost the connection to {self.name or self.addr}: {exc}") from exc
+                raise EngineDown(500, f"Lost the connection to {self.label}: {exc}") from exc
         return resp.status, raw, "json" in resp.headers.get("Content-Type", "")
 
     async def get_json(self, path: str, params: Any = None) -> Any:

@@ -74,7 +74,7 @@ async def messages(engine: Engine, path: str, query: str, headers: Any = None, d
     """A POST whose answer is a stream of JSON progress messages (pull, import, load) on one engine:
     the messages as they come, then the engine's image list is refreshed. A refusal, an error
     message, or (with `stall`, for pulls) no message for `stall` seconds raises ApiError."""
-    stalled = ApiError(500, f"pull stalled on {engine.name or engine.addr}: no progress for {stall:g}s"
+    stalled = ApiError(500, f"pull stalled on {engine.label}: no progress for {stall:g}s"
                        ) if stall else None
     try:  # a registry that does not answer is not the engine's failure: no engine deadline then
         resp = await asyncio.wait_for(engine.open("POST", path, query=query, headers=headers, data=data,

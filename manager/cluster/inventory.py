@@ -13,7 +13,7 @@ from typing import Collection
 from discovery.etcd_store import StoreError
 from manager.cluster.cluster import Cluster
 from manager.cluster.containers import Container
-from manager.cluster.engine import Engine
+from manager.cluster.engine import QUIET_ACTIONS, Engine
 from manager.cluster.leader import Leadership
 
 log = logging.getLogger("shoal.inventory")
@@ -96,7 +96,8 @@ class Inventory:
 
     def _on_engine_event(self, engine: Engine, event: dict) -> None:
         kind, action = event.get("Type"), event.get("Action", "")
-        if kind == "container" or (kind == "swarm" and action in ("engine_connect", "engine_reconnect")):
+        if kind == "container" and action.split(":")[0] not in QUIET_ACTIONS or (
+                kind == "swarm" and action in ("engine_connect", "engine_reconnect")):
             self._mark(engine.addr)
 
     def _mark(self, *addrs: str) -> None:

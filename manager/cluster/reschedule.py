@@ -106,7 +106,7 @@ class Rescheduler:
             return
         action = event.get("Action")
         if action == "engine_disconnect":
-            self._spawn(self._engine_failed(engine))
+            self._spawn(self._move_all(engine, FAILURE))
         elif action in ("engine_connect", "engine_reconnect"):
             self._spawn(self._engine_back(engine))
 
@@ -151,9 +151,6 @@ class Rescheduler:
                 await self._begin(found, FAILURE)
 
     # ---- beginning a move --------------------------------------------------------------------
-    async def _engine_failed(self, engine: Engine) -> None:
-        await self._move_all(engine, FAILURE)
-
     async def _move_all(self, engine: Engine, reason: str) -> None:
         """A record and a worker for every policy container on `engine` not already moving."""
         found = entries(engine)

@@ -9,7 +9,6 @@ from manager.api.render import status_text
 from manager.cluster.cluster import Cluster, natural_key
 from manager.cluster.engine import Engine
 from manager.cluster.placements import Placement
-from manager.cluster.snapshot import node_of
 
 REASON_GROUPS = 10  # distinct no-fit reasons shown per placement (most nodes say the same thing)
 NODES_NAMED = 5  # nodes named per reason
@@ -17,7 +16,7 @@ NODES_NAMED = 5  # nodes named per reason
 
 def _node(cluster: Cluster, engine: Engine, now: float) -> dict:
     """One engine: state, labels, reserved and total CPUs and memory, its containers."""
-    node = node_of(engine) if engine.id else None
+    node = cluster.node(engine) if engine.id else None  # the scheduler's own snapshot (one cache slot)
     scheduler = cluster.scheduler
     containers = sorted(engine.containers.values(), key=lambda c: natural_key(c.name))  # c2 before c10
     return {

@@ -106,8 +106,15 @@ class Container:
 
 
 # ---- building records --------------------------------------------------------------------------
+NO_LABELS: Mapping[str, str] = {}  # every record without labels shares it (never modified)
+
+
 class Interner:
-    """Equal label maps and scheduler views shared between records (containers of one app look alike)."""
+    """Equal label maps and scheduler views shared between records (containers of one app look alike).
+    A view is keyed by the `id()` of its interned label map: both caches are cleared together, so
+    every key names a map the interner (or NO_LABELS) still holds and no freed map's id comes back."""
+
+    LIMIT = 100_000
 
     def __init__(self) -> None:
         self._labels: dict[tuple, Mapping[str, str]] = {}
@@ -115,12 +122,13 @@ class Interner:
 
     def labels(self, labels: Mapping[str, str] | None) -> Mapping[str, str]:
         if not labels:
-            return {}
+            return NO_LABELS
         key = tuple(labels.items())
         shared = self._labels.get(key)
         if shared is None:
-            if len(self._labels) > 100_000:
+            if len(self._labels) > self.LIMIT:
                 self._labels.clear()
+                self._views.clear()
             shared = self._labels[key] = {sys.intern(k): sys.intern(v) for k, v in labels.items()}
         return shared
 
@@ -131,7 +139,7 @@ class Interner:
         key = (image, id(labels), network_mode)
         template = self._views.get(key)
         if template is None:
-            if len(self._views) > 100_000:
+            if len(self._views) > self.LIMIT:
                 self._views.clear()
             body = {"Image": image, "Labels": labels, "HostConfig": {"NetworkMode": network_mode}}
             template = self._views[key] = _scheduler_view("", "", body)

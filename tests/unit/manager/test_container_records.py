@@ -242,3 +242,17 @@ async def test_the_periodic_refresh_lists_everything_only_every_tenth_round_whil
     task.cancel()
     listed_after = [calls[:i].count("info") for i, c in enumerate(calls) if c == "list"]
     assert listed_after == [r for r in full_rounds if r < 20]
+
+
+def test_a_listed_view_reads_its_own_labels_after_the_label_cache_was_cleared(monkeypatch):
+    monkeypatch.setattr(Interner, "LIMIT", 0)  # every new label map clears the cache
+    interner = Interner()
+    for k in range(50):  # a freed label map's address is soon reused by the next one
+        row = list_row(f"{k:064x}", f"c{k}", "running", "Up 1 second",
+                       Labels={"team": f"t{k}"})
+        record = from_list_row(row, "n", "10.0.0.1", interner, NOW)
+        assert record.info.labels == {"team": f"t{k}"}  # what the scheduler's label rules read
+        del row, record
+    bare = [from_list_row(list_row(f"{k:064x}", f"b{k}", "running", "Up 1 second", Labels=None),
+                          "n", "10.0.0.1", interner, NOW) for k in range(2)]
+    assert bare[0].labels is bare[1].labels and not bare[0].labels

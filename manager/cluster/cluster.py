@@ -141,7 +141,7 @@ class Cluster:
 
     def node_settings(self, engine: Engine) -> NodeSettings:
         """What `docker node update` set on this engine's node."""
-        return NodeSettings.from_state(self.state.items("nodes").get(node_id(engine)))
+        return NodeSettings.from_state(self.state.get("nodes", node_id(engine)))
 
     async def save_node_settings(self, engine: Engine, settings: NodeSettings, fence: Fence | None) -> None:
         """Keep new node settings (they apply once stored); 503 when the store refuses or is away."""

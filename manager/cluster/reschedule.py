@@ -79,6 +79,9 @@ class Rescheduler:
     def records(self) -> dict[str, dict]:
         return self.cluster.state.items("reschedule")
 
+    def _record(self, swarm_id: str) -> dict | None:
+        return self.cluster.state.get("reschedule", swarm_id)
+
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
@@ -145,7 +148,7 @@ class Rescheduler:
                 await self._move_all(engine, DRAIN)
         for swarm_id, found in self.inventory.records.items():
             engine = validated.get(found["node"])
-            if swarm_id not in self.records and (engine is None or engine.state == UNHEALTHY):
+            if self._record(swarm_id) is None and (engine is None or engine.state == UNHEALTHY):
                 log.info("reschedule from the inventory swarm_id=%s name=%s node=%s", swarm_id[:12],
                          found["name"], found["node_name"])
                 await self._begin(found, FAILURE)
@@ -159,7 +162,7 @@ class Rescheduler:
                 log.warning("reschedule impossible, never inspected swarm_id=%s name=%s node=%s",
                             container.swarm_id[:12], container.name, engine.name)
         for swarm_id, entry in found.items():
-            if swarm_id not in self.records:
+            if self._record(swarm_id) is None:
                 await self._begin(entry, reason)
 
     async def _begin(self, entry: dict, reason: str) -> None:
@@ -193,7 +196,7 @@ class Rescheduler:
     async def _work(self, swarm_id: str) -> None:
         backoff = Backoff(first=RETRY_FIRST, cap=RETRY_CAP)
         while self.leadership.is_primary:
-            record = self.records.get(swarm_id)
+            record = self._record(swarm_id)
             if record is None or record.get("state") == "done":
                 return
             wait = record.get("next_try", 0) - time.time()

@@ -31,6 +31,10 @@ class ClusterState(Protocol):
         """The current values of one kind, by key (a copy)."""
         ...
 
+    def get(self, kind: str, key: str) -> dict | None:
+        """One current value (without copying the kind)."""
+        ...
+
     async def save(self, kind: str, key: str, value: dict | None, fence: Fence | None = None) -> None:
         """Store (None: delete) one value; with a `fence`, only while this manager leads."""
         ...
@@ -52,6 +56,9 @@ class _Mirror:
 
     def items(self, kind: str) -> dict[str, dict]:
         return dict(self._values[kind])
+
+    def get(self, kind: str, key: str) -> dict | None:
+        return self._values[kind].get(key)
 
     def listen(self, listener: Listener) -> None:
         self._listeners.append(listener)

@@ -18,6 +18,11 @@ _DONE = object()
 async def fan_out(engines: Sequence[Engine],
                   call: Callable[[Engine], Awaitable[T]]) -> list[tuple[Engine, T | Exception]]:
     """`call(engine)` on every engine concurrently; each result or exception, in engine order."""
+    if len(engines) == 1:  # in this task: no task to start and wait for (a proxied call's common case)
+        try:
+            return [(engines[0], await call(engines[0]))]
+        except Exception as exc:
+            return [(engines[0], exc)]
     results = await asyncio.gather(*(call(e) for e in engines), return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, Exception):

@@ -16,7 +16,7 @@ from manager.api.jsonio import encode, json_response, parse_filters, read_model
 from manager.api.models import NetworkConnectBody, NetworkCreateBody
 from manager.api.proxy import proxy
 from manager.cluster.engine import Engine
-from manager.cluster.networks import ClusterNetwork, cluster_networks
+from manager.cluster.networks import ClusterNetwork
 from manager.cluster.overlay import SWARM, Domain, OverlayView
 from manager.errors import ApiError
 from scheduler import ContainerSpec
@@ -65,8 +65,7 @@ async def listing(call: Call) -> web.Response:
     for kind in filters.get("type", []):
         if kind not in NETWORK_TYPES:
             raise ApiError(400, f"invalid filter: 'type'='{kind}'")
-    networks = cluster_networks(call.cluster.validated())
-    return json_response([dict(n.body, Name=n.ref) for n in networks if _kept(call, n, filters)])
+    return json_response([dict(n.body, Name=n.ref) for n in call.cluster.networks() if _kept(call, n, filters)])
 
 
 def _healthy_holders(network: ClusterNetwork, ref: str) -> list[Engine]:
@@ -147,8 +146,7 @@ async def create(call: Call) -> web.Response:
         raise ApiError(400, f"an overlay network spans the cluster, no node can be named for it: create it "
                             f"as {body['Name']}, without {engine.name}/")
     if body.get("CheckDuplicate") and engine is None:
-        taken = [n for n in cluster_networks(call.cluster.validated()) if n.name == body["Name"]]
-        if taken:
+        if any(n.name == body["Name"] for n in call.cluster.networks()):
             raise ApiError(409, f"network with name {body['Name']} already exists")
     view = call.cluster.overlay()
     if engine is not None:

@@ -22,7 +22,7 @@ from manager.cluster.events import EventBus
 from manager.cluster.images import image_matches, pull_on
 from manager.cluster.metrics import ClusterCollector
 from manager.cluster.names import plain_name, split_node_ref
-from manager.cluster.networks import ClusterNetwork, find_network, place_networks
+from manager.cluster.networks import ClusterNetwork, cluster_networks, find_network, place_networks
 from manager.cluster.options import EngineOptions
 from manager.cluster.overlay import OverlayView, overlay_view
 from manager.cluster.placements import PlacementLog
@@ -208,9 +208,14 @@ class Cluster:
         return (engine, rest) if engine and rest else (None, ref)
 
     # ---- lookups -----------------------------------------------------------------------------
+    def networks(self) -> list[ClusterNetwork]:
+        """Every network of the validated engines, a cluster-wide one once (a shared list: never
+        modify it)."""
+        return self.view("networks", lambda: cluster_networks(self.validated()), *OVERLAY)
+
     def find_network(self, ref: str) -> ClusterNetwork:
         """A network by ID, `node/name`, unique name or unique ID prefix (404 / 400 otherwise)."""
-        return find_network(self.validated(), ref)
+        return find_network(self.networks(), ref)
 
     def containers(self) -> Iterable[tuple[Engine, Container]]:
         for engine in self.validated():
@@ -363,7 +368,7 @@ class Cluster:
         labels = body.setdefault("Labels", None) or {}
         labels.setdefault(SWARM_ID_LABEL, secrets.token_hex(32))
         body["Labels"] = labels
-        body, networks = place_networks(self.validated(), body)
+        body, networks = place_networks(self.networks(), body)
         spec = dataclasses.replace(ContainerSpec.from_create_body(body, name), networks=networks)
         spec = self._by_image_id(spec)
         failed: list[CreateFailed] = []

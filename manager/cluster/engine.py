@@ -50,6 +50,10 @@ DETAIL_GATE = asyncio.Semaphore(16)
 # is lost is re-listed at once): the periodic listing is a safety net (e.g. events dockerd dropped
 # for a slow reader), made every FULL_REFRESH_EVERY-th refresh; the others read `/info` alone.
 FULL_REFRESH_EVERY = 10
+# How long a network event about a network the cache does not hold (made outside Shoal, or a swarm
+# overlay a worker starts to list) waits before the engine's networks are listed: the events of a
+# burst share one listing, and a network removed meanwhile costs none (swarm-mode engines list slowly).
+NETWORK_SETTLE = 0.05
 T = TypeVar("T")
 
 
@@ -169,6 +173,8 @@ class Engine(Addressed):
         self.membership = Membership()
         self._network_epoch = 0  # counts the networks made or removed through Shoal
         self._expected_networks: set[str] = set()  # names being made through Shoal right now
+        self._unknown_networks: set[str] = set()  # IDs from events, to be listed after NETWORK_SETTLE
+        self._listing_networks: asyncio.Task | None = None
         self.generation = 0
         self._derived: dict[str, tuple[tuple, Any]] = {}
         self._inflight: dict[str, asyncio.Task] = {}
@@ -185,7 +191,8 @@ class Engine(Addressed):
 
     async def stop(self) -> None:
         """Stop all background work; the engine becomes Disconnected."""
-        tasks = self._tasks + list(self._inflight.values()) + [t for t in (self._inspecting,) if t]
+        tasks = self._tasks + list(self._inflight.values()) + [
+            t for t in (self._inspecting, self._listing_networks) if t]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -633,27 +640,42 @@ class Engine(Addressed):
 
     async def _network_event(self, action: str, actor: dict, scope: str) -> None:
         """A removed network leaves the cache; one not in it yet (made outside Shoal, or a swarm-scope
-        network on a worker whose first container joins it) is re-listed; a container that joins
+        network on a worker whose first container joins it) is listed NETWORK_SETTLE later, in one
+        listing for a burst of them and in none if it is gone by then; a container that joins
         or leaves a network while it runs (`docker network connect` straight on the engine) is
         re-inspected. A swarm manager's local `destroy` of a swarm-scope network only says that its
         last local container left it: the network stays (its removal is a swarm-scope `remove`).
         A `disconnect` from a network the cache does not hold re-lists nothing: it comes late, after
         the network was removed, from a worker that still lists it for a moment."""
+        network_id = actor.get("ID", "")
         if action in ("destroy", "remove"):
             if not (scope == "local" and self.membership.swarm_manager and any(
-                    n["Id"] == actor.get("ID") and n.get("Scope") == "swarm" for n in self.networks)):
+                    n["Id"] == network_id and n.get("Scope") == "swarm" for n in self.networks)):
+                self._unknown_networks.discard(network_id)
                 had_ingress = _has_ingress(self.networks)
-                self.forget_network(actor.get("ID", ""))
+                self.forget_network(network_id)
                 if had_ingress and not _has_ingress(self.networks):  # the engine left its swarm
                     await self.refresh_info()
-        elif action != "disconnect" and not any(n["Id"] == actor.get("ID") for n in self.networks) and \
+        elif action != "disconnect" and not any(n["Id"] == network_id for n in self.networks) and \
                 (actor.get("Attributes") or {}).get("name") not in self._expected_networks:
-            await self.refresh_networks()
+            self._unknown_networks.add(network_id)
+            if self._listing_networks is None or self._listing_networks.done():
+                self._listing_networks = asyncio.create_task(self._list_unknown_networks())
         container = self.containers.get((actor.get("Attributes") or {}).get("container", ""))
         if action in ("connect", "disconnect") and container and container.state.running:
             joined = any(net_id == actor.get("ID") for _, net_id in container.networks)
             if joined != (action == "connect"):
                 await self.refresh_container(container.id)
+
+    async def _list_unknown_networks(self) -> None:
+        """After NETWORK_SETTLE, list the networks once if an event named one the cache still lacks."""
+        await asyncio.sleep(NETWORK_SETTLE)
+        unknown, self._unknown_networks = self._unknown_networks, set()
+        if unknown - {n["Id"] for n in self.networks}:
+            try:
+                await self.refresh_networks()
+            except ApiError as exc:  # the next listing (events stream back, periodic refresh) catches up
+                log.info("network listing failed addr=%s error=%r", self.addr, exc.message)
 
     def _emit(self, action: str) -> None:
         now = time.time()

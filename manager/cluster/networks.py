@@ -85,10 +85,10 @@ def _ambiguous(ref: str, matches: Sequence[ClusterNetwork], based_on: str) -> Ap
                          f"{based_on}: {refs}); name one as node/name")
 
 
-def find_network(engines: Sequence[Engine], ref: str) -> ClusterNetwork:
-    """Resolve a reference the way classic Swarm does: full ID; `node/name` (node name or ID);
-    a unique name; a unique ID prefix. 404 when nothing matches, 400 when several do."""
-    networks = cluster_networks(engines)
+def find_network(networks: Sequence[ClusterNetwork], ref: str) -> ClusterNetwork:
+    """Resolve a reference among `networks` (`cluster_networks`) the way classic Swarm does: full ID;
+    `node/name` (node name or ID); a unique name; a unique ID prefix. 404 when nothing matches, 400
+    when several do."""
     for network in networks:
         if network.id == ref:
             return network
@@ -106,8 +106,8 @@ def find_network(engines: Sequence[Engine], ref: str) -> ClusterNetwork:
     raise ApiError(404, f"network {ref} not found")
 
 
-def place_networks(engines: Sequence[Engine], body: dict) -> tuple[dict, tuple[str, ...]]:
-    """A create body's networks resolved: (the body with each `node/name` reference rewritten to
+def place_networks(networks: Sequence[ClusterNetwork], body: dict) -> tuple[dict, tuple[str, ...]]:
+    """A create body's networks resolved among `networks`: (the body with each `node/name` reference rewritten to
     the name the engine knows, the cluster's reference of every network it joins).
 
     An unknown network is a 400 here, not dockerd's 404: the docker CLI takes a 404 from create
@@ -116,7 +116,7 @@ def place_networks(engines: Sequence[Engine], body: dict) -> tuple[dict, tuple[s
     if not refs:
         return body, ()
     try:
-        found = {ref: find_network(engines, ref) for ref in refs}
+        found = {ref: find_network(networks, ref) for ref in refs}
     except ApiError as exc:
         raise ApiError(400, exc.message) from None
     renamed = {ref: net.name for ref, net in found.items() if ref != net.name and ref != net.id

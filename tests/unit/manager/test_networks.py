@@ -7,7 +7,7 @@ import pytest
 
 from manager.api.render import list_containers
 from manager.cluster.cluster import Cluster
-from manager.cluster.networks import find_network, place_networks
+from manager.cluster.networks import cluster_networks, find_network, place_networks
 from manager.cluster.options import EngineOptions
 from manager.cluster.snapshot import node_snapshot
 from manager.errors import ApiError
@@ -30,14 +30,14 @@ def engines():
 
 
 def test_references_resolve_like_classic_swarm(engines):
-    assert find_network(engines, "app").ref == "node1/app"
-    assert find_network(engines, "a1" * 32).ref == "node1/app"
-    assert find_network(engines, "a1a1").ref == "node1/app"
-    assert find_network(engines, "node2/dup").ref == "node2/dup"
-    assert find_network(engines, f"{engines[1].id}/dup").ref == "node2/dup"
-    shared = find_network(engines, "ov")
+    assert find_network(cluster_networks(engines), "app").ref == "node1/app"
+    assert find_network(cluster_networks(engines), "a1" * 32).ref == "node1/app"
+    assert find_network(cluster_networks(engines), "a1a1").ref == "node1/app"
+    assert find_network(cluster_networks(engines), "node2/dup").ref == "node2/dup"
+    assert find_network(cluster_networks(engines), f"{engines[1].id}/dup").ref == "node2/dup"
+    shared = find_network(cluster_networks(engines), "ov")
     assert (shared.ref, [e.name for e in shared.holders]) == ("ov", ["node1", "node2"])
-    assert find_network(engines, "node2/ov").id == shared.id
+    assert find_network(cluster_networks(engines), "node2/ov").id == shared.id
 
 
 @pytest.mark.parametrize("ref, status, text", [
@@ -49,21 +49,21 @@ def test_references_resolve_like_classic_swarm(engines):
 ])
 def test_unknown_and_ambiguous_references_are_clear_errors(engines, ref, status, text):
     with pytest.raises(ApiError) as err:
-        find_network(engines, ref)
+        find_network(cluster_networks(engines), ref)
     assert err.value.status == status and text in err.value.message
 
 
 def test_create_body_gets_plain_names_and_the_cluster_refs(engines):
     body = {"Image": "busybox", "HostConfig": {"NetworkMode": "node2/dup"},
             "NetworkingConfig": {"EndpointsConfig": {"node2/dup": {"Aliases": ["a"]}, "ov": {}}}}
-    rewritten, refs = place_networks(engines, body)
+    rewritten, refs = place_networks(cluster_networks(engines), body)
     assert refs == ("node2/dup", "ov")
     assert rewritten["HostConfig"]["NetworkMode"] == "dup"
     assert rewritten["NetworkingConfig"]["EndpointsConfig"] == {"dup": {"Aliases": ["a"]}, "ov": {}}
     assert body["HostConfig"]["NetworkMode"] == "node2/dup"  # the caller's body is untouched
-    assert place_networks(engines, {"HostConfig": {"NetworkMode": "bridge"}})[1] == ()
+    assert place_networks(cluster_networks(engines), {"HostConfig": {"NetworkMode": "bridge"}})[1] == ()
     with pytest.raises(ApiError) as err:  # 400, never 404: the CLI would try to pull the image
-        place_networks(engines, {"HostConfig": {"NetworkMode": "nosuch"}})
+        place_networks(cluster_networks(engines), {"HostConfig": {"NetworkMode": "nosuch"}})
     assert err.value.status == 400 and err.value.message == "network nosuch not found"
 
 
@@ -88,3 +88,15 @@ def test_ps_network_filter_by_name_id_prefix_and_node_slash_name():
     assert names("node2/app") == ["/node2/db"]
     assert names("f00d") == ["/node1/web"]
     assert names("node3/app") == [] and names("other") == []
+
+
+def test_the_cluster_networks_are_built_once_until_an_engine_lists_other_ones(engines):
+    cluster = Cluster(Scheduler(), EngineOptions())
+    cluster.engines = {e.addr: e for e in engines}
+    first = cluster.networks()
+    assert cluster.networks() is first and cluster.find_network("app").ref == "node1/app"
+    engines[1].remember_network(net("d2" * 32, "made"))  # a create through Shoal
+    assert cluster.networks() is not first and cluster.find_network("made").ref == "node2/made"
+    engines[0].forget_network("a1" * 32)
+    with pytest.raises(ApiError):
+        cluster.find_network("app")

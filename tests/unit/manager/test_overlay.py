@@ -95,9 +95,37 @@ async def test_a_late_disconnect_from_a_removed_overlay_does_not_bring_it_back(c
     e2.get_json = still_listed
     await e2._apply(network_event("disconnect", OVERLAY, "swarm") | {"Actor": {
         "ID": OVERLAY["Id"], "Attributes": {"name": "appnet", "type": "overlay", "container": "c" * 64}}})
-    assert listings == [] and OVERLAY not in e2.networks
+    assert listings == [] and OVERLAY not in e2.networks and e2._listing_networks is None
     await e2._apply(network_event("connect", OVERLAY, "swarm"))  # a container of the worker joins it
+    await e2._listing_networks
     assert listings == ["/networks"] and OVERLAY in e2.networks
+
+
+async def test_events_about_networks_made_outside_shoal_share_one_listing_and_a_removed_one_none(cluster):
+    e1 = cluster.listed_engines()[0]
+    outside = [net(f"o{i}" * 12 + "x", f"outside{i}", "swarm", "overlay") | {"Attachable": True} for i in range(3)]
+    engine_lists = [*e1.networks]
+    listings = []
+
+    async def listed(path: str, **_: object) -> list[dict]:
+        listings.append(path)
+        return list(engine_lists)
+
+    e1.get_json = listed
+    engine_lists.append(outside[0])
+    await e1._apply(network_event("create", outside[0], "swarm"))  # made straight on the engine...
+    await e1._apply(network_event("update", outside[0], "swarm"))
+    await e1._apply(network_event("remove", outside[0], "swarm"))  # ...and removed at once
+    engine_lists.remove(outside[0])
+    await e1._listing_networks
+    assert listings == [] and outside[0] not in e1.networks
+    for network in outside[1:]:  # a burst: one listing, after it
+        engine_lists.append(network)
+        await e1._apply(network_event("create", network, "swarm"))
+        assert listings == []
+    await e1._listing_networks
+    assert listings == ["/networks"] and all(n in e1.networks for n in outside[1:])
+    assert {"outside1", "outside2"} <= cluster.overlay().networks[Domain(SWARM, "clu1")]
 
 
 def test_placement_on_an_overlay_skips_the_nodes_outside_it(cluster):

@@ -50,9 +50,9 @@ DETAIL_GATE = asyncio.Semaphore(16)
 # is lost is re-listed at once): the periodic listing is a safety net (e.g. events dockerd dropped
 # for a slow reader), made every FULL_REFRESH_EVERY-th refresh; the others read `/info` alone.
 FULL_REFRESH_EVERY = 10
-# How long a network event about a network the cache does not hold (made outside Shoal, or a swarm
-# overlay a worker starts to list) waits before the engine's networks are listed: the events of a
-# burst share one listing, and a network removed meanwhile costs none (swarm-mode engines list slowly).
+# How long after an event named a network the cache does not hold (made outside Shoal, or an overlay
+# a swarm worker starts to list) the engine's networks are listed: the networks of a burst come in
+# one listing, and one removed by then costs none (swarm-mode engines list slowly).
 NETWORK_SETTLE = 0.05
 T = TypeVar("T")
 
@@ -173,7 +173,7 @@ class Engine(Addressed):
         self.membership = Membership()
         self._network_epoch = 0  # counts the networks made or removed through Shoal
         self._expected_networks: set[str] = set()  # names being made through Shoal right now
-        self._unknown_networks: set[str] = set()  # IDs from events, to be listed after NETWORK_SETTLE
+        self._unknown_networks: dict[str, float] = {}  # network ID -> when an event first named it
         self._listing_networks: asyncio.Task | None = None
         self.generation = 0
         self._derived: dict[str, tuple[tuple, Any]] = {}
@@ -651,14 +651,14 @@ class Engine(Addressed):
         if action in ("destroy", "remove"):
             if not (scope == "local" and self.membership.swarm_manager and any(
                     n["Id"] == network_id and n.get("Scope") == "swarm" for n in self.networks)):
-                self._unknown_networks.discard(network_id)
+                self._unknown_networks.pop(network_id, None)
                 had_ingress = _has_ingress(self.networks)
                 self.forget_network(network_id)
                 if had_ingress and not _has_ingress(self.networks):  # the engine left its swarm
                     await self.refresh_info()
         elif action != "disconnect" and not any(n["Id"] == network_id for n in self.networks) and \
                 (actor.get("Attributes") or {}).get("name") not in self._expected_networks:
-            self._unknown_networks.add(network_id)
+            self._unknown_networks.setdefault(network_id, asyncio.get_running_loop().time())
             if self._listing_networks is None or self._listing_networks.done():
                 self._listing_networks = asyncio.create_task(self._list_unknown_networks())
         container = self.containers.get((actor.get("Attributes") or {}).get("container", ""))
@@ -668,14 +668,19 @@ class Engine(Addressed):
                 await self.refresh_container(container.id)
 
     async def _list_unknown_networks(self) -> None:
-        """After NETWORK_SETTLE, list the networks once if an event named one the cache still lacks."""
-        await asyncio.sleep(NETWORK_SETTLE)
-        unknown, self._unknown_networks = self._unknown_networks, set()
-        if unknown - {n["Id"] for n in self.networks}:
-            try:
-                await self.refresh_networks()
-            except ApiError as exc:  # the next listing (events stream back, periodic refresh) catches up
-                log.info("network listing failed addr=%s error=%r", self.addr, exc.message)
+        """List the networks when NETWORK_SETTLE has passed since an event named one that the cache
+        still lacks then (and is not removed)."""
+        loop = asyncio.get_running_loop()
+        while self._unknown_networks:
+            await asyncio.sleep(min(self._unknown_networks.values()) + NETWORK_SETTLE - loop.time())
+            due = [i for i, seen in self._unknown_networks.items() if seen + NETWORK_SETTLE <= loop.time()]
+            for network_id in due:
+                del self._unknown_networks[network_id]
+            if set(due) - {n["Id"] for n in self.networks}:
+                try:
+                    await self.refresh_networks()
+                except ApiError as exc:  # the next listing (events stream back, periodic refresh) catches up
+                    log.info("network listing failed addr=%s error=%r", self.addr, exc.message)
 
     def _emit(self, action: str) -> None:
         now = time.time()

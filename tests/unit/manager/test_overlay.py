@@ -2,13 +2,14 @@
 the `docker info` rows, and the snapshots the network filter reads."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
 from manager.api.render import info
 from manager.cluster.cluster import Cluster
-from manager.cluster.engine import membership_of
+from manager.cluster.engine import NETWORK_SETTLE, membership_of
 from manager.cluster.options import EngineOptions
 from manager.cluster.overlay import KV, SWARM, Domain, overlay_view
 from scheduler import ContainerSpec, NoFit, Scheduler
@@ -117,6 +118,10 @@ async def test_events_about_networks_made_outside_shoal_share_one_listing_and_a_
     await e1._apply(network_event("update", outside[0], "swarm"))
     await e1._apply(network_event("remove", outside[0], "swarm"))  # ...and removed at once
     engine_lists.remove(outside[0])
+    for _ in range(5):  # one after another, each gone within NETWORK_SETTLE: never listed
+        await e1._apply(network_event("create", outside[0], "swarm"))
+        await asyncio.sleep(NETWORK_SETTLE / 3)
+        await e1._apply(network_event("remove", outside[0], "swarm"))
     await e1._listing_networks
     assert listings == [] and outside[0] not in e1.networks
     for network in outside[1:]:  # a burst: one listing, after it

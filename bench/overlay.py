@@ -6,12 +6,16 @@
 * ping RTT between containers on two nodes against two on one node (target: at most 2x);
 * the manager's overhead on `network create -d overlay` against the same create sent straight to
   the swarm-mode manager engine (medians, interleaved, keep-alive; target: at most 1.2x), and the
-  same with the docker CLI.
+  same with the docker CLI;
+* the manager's CPU (utime + stime, from /proc: steadier than wall-clock medians on a shared machine)
+  per overlay create + rm through Shoal, and per create + rm made straight on the engine (what its
+  network events cost the manager).
 
     python -m bench.overlay [--runs 30] [--lab benchov] [--subnet 10.213.64.0/24]
 
 Last line: resolve_s=A cross_node_rtt_ms=B same_node_rtt_ms=C rtt_ratio=D create_ms=E
-create_direct_ms=F create_ratio=G cli_create_ratio=H (the same create with the docker CLI).
+create_direct_ms=F create_ratio=G cli_create_ratio=H (the same create with the docker CLI)
+create_cpu_ms=I direct_create_cpu_ms=J (manager CPU per create + rm, CPU_ROUNDS of each).
 """
 from __future__ import annotations
 
@@ -26,11 +30,13 @@ import time
 import aiohttp
 
 from bench.proxy_overhead import PREFIX, timed
+from bench.scale import cpu_seconds
 from lab.lifecycle import down, up
 from lab.procs import free_port
 from lab.state import LabSpec
 
 PINGS = 20
+CPU_ROUNDS = 300
 
 
 def docker(manager: str, *args: str) -> str:
@@ -66,20 +72,42 @@ def rtt_ms(manager: str, node: str) -> float:
     return float(re.search(r"min/avg/max = [\d.]+/([\d.]+)/", out)[1])
 
 
+def sides(manager: str, engine: str) -> tuple[tuple[str, dict], tuple[str, dict]]:
+    """The same overlay create through the manager and straight on the swarm-mode manager engine
+    (with `Attachable`, as Shoal adds it): (base URL, body) of each."""
+    return ((f"http://{manager}", {"Driver": "overlay"}),
+            (f"http://{engine}", {"Driver": "overlay", "Attachable": True}))
+
+
+async def create_and_rm(session: aiohttp.ClientSession, base: str, body: dict, name: str) -> float:
+    """Create an overlay (CheckDuplicate, as the CLI sends it) and remove it; the create's ms."""
+    ms, data = await timed(session, "POST", f"{base}{PREFIX}/networks/create",
+                           {"Name": name, "CheckDuplicate": True, **body})
+    await timed(session, "DELETE", f"{base}{PREFIX}/networks/{data['Id']}")
+    return ms
+
+
 async def create_ms(manager: str, engine: str, runs: int) -> tuple[float, float]:
     """Medians of overlay network creation through the manager and straight on the swarm manager."""
     through, straight = [], []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4)) as session:
         for k in range(runs):  # interleaved, so load noise hits both sides alike
-            for base, samples, body in (
-                    (f"http://{manager}", through, {"Driver": "overlay"}),
-                    (f"http://{engine}", straight, {"Driver": "overlay", "Attachable": True})):
-                name = f"bench{'m' if samples is through else 'd'}{k}"
-                ms, data = await timed(session, "POST", f"{base}{PREFIX}/networks/create",
-                                       {"Name": name, "CheckDuplicate": True, **body})
-                samples.append(ms)
-                await timed(session, "DELETE", f"{base}{PREFIX}/networks/{data['Id']}")
+            for (base, body), samples, side in zip(sides(manager, engine), (through, straight), "md"):
+                samples.append(await create_and_rm(session, base, body, f"bench{side}{k}"))
     return statistics.median(through), statistics.median(straight)
+
+
+async def create_cpu_ms(manager: str, engine: str, pid: int, rounds: int) -> tuple[float, float]:
+    """The manager's CPU per create + rm through it, and per create + rm straight on the engine."""
+    spent = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4)) as session:
+        for (base, body), side in zip(sides(manager, engine), "md"):
+            began = cpu_seconds(pid)
+            for k in range(rounds):
+                await create_and_rm(session, base, body, f"cpu{side}{k}")
+            await asyncio.sleep(0.5)  # the last events, and any listing they start
+            spent.append((cpu_seconds(pid) - began) * 1000 / rounds)
+    return spent[0], spent[1]
 
 
 def cli_create_ms(manager: str, engine: str, runs: int) -> tuple[float, float]:
@@ -117,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         through, straight = asyncio.run(create_ms(manager, state.engines[0], args.runs))
         print(f"network create -d overlay (API, keep-alive): manager {through:.1f} ms, engine {straight:.1f} ms "
               f"(medians of {args.runs})", flush=True)
+        cpu, direct_cpu = asyncio.run(create_cpu_ms(manager, state.engines[0], state.procs["manager"].pid,
+                                                    CPU_ROUNDS))
+        print(f"manager CPU per create + rm: {cpu:.2f} ms through it, {direct_cpu:.2f} ms for one made straight "
+              f"on the engine (its events; {CPU_ROUNDS} of each)", flush=True)
         cli_through, cli_straight = cli_create_ms(manager, state.engines[0], max(3, args.runs // 3))
         print(f"docker network create -d overlay (CLI): manager {cli_through:.0f} ms, engine {cli_straight:.0f} ms",
               flush=True)
@@ -124,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         down(spec.name, spec.root)
     print(f"resolve_s={resolve:.2f} cross_node_rtt_ms={cross:.3f} same_node_rtt_ms={same:.3f} "
           f"rtt_ratio={cross / same:.2f} create_ms={through:.1f} create_direct_ms={straight:.1f} "
-          f"create_ratio={through / straight:.2f} cli_create_ratio={cli_through / cli_straight:.2f}")
+          f"create_ratio={through / straight:.2f} cli_create_ratio={cli_through / cli_straight:.2f} "
+          f"create_cpu_ms={cpu:.2f} direct_create_cpu_ms={direct_cpu:.2f}")
     return 0
 
 

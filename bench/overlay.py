@@ -9,13 +9,16 @@
   same with the docker CLI;
 * the manager's CPU (utime + stime, from /proc: steadier than wall-clock medians on a shared machine)
   per overlay create + rm through Shoal, and per create + rm made straight on the engine (what its
-  network events cost the manager).
+  network events cost the manager);
+* with --reference, the same interleaved creates through the least aiohttp forwarder and through a
+  raw TCP relay (bench.forwarders): what aiohttp itself and the extra hop cost here.
 
-    python -m bench.overlay [--runs 30] [--lab benchov] [--subnet 10.213.64.0/24]
+    python -m bench.overlay [--runs 30] [--lab benchov] [--subnet 10.213.64.0/24] [--reference]
 
 Last line: resolve_s=A cross_node_rtt_ms=B same_node_rtt_ms=C rtt_ratio=D create_ms=E
 create_direct_ms=F create_ratio=G cli_create_ratio=H (the same create with the docker CLI)
-create_cpu_ms=I direct_create_cpu_ms=J (manager CPU per create + rm, CPU_ROUNDS of each).
+create_cpu_ms=I direct_create_cpu_ms=J (manager CPU per create + rm, CPU_ROUNDS of each)
+[aiohttp_forwarder_ratio=K tcp_relay_ratio=L].
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 import time
 
 import aiohttp
@@ -32,7 +36,7 @@ import aiohttp
 from bench.proxy_overhead import PREFIX, timed
 from bench.scale import cpu_seconds
 from lab.lifecycle import down, up
-from lab.procs import free_port
+from lab.procs import free_port, port_in_use, wait_until
 from lab.state import LabSpec
 
 PINGS = 20
@@ -72,11 +76,13 @@ def rtt_ms(manager: str, node: str) -> float:
     return float(re.search(r"min/avg/max = [\d.]+/([\d.]+)/", out)[1])
 
 
-def sides(manager: str, engine: str) -> tuple[tuple[str, dict], tuple[str, dict]]:
-    """The same overlay create through the manager and straight on the swarm-mode manager engine
-    (with `Attachable`, as Shoal adds it): (base URL, body) of each."""
-    return ((f"http://{manager}", {"Driver": "overlay"}),
-            (f"http://{engine}", {"Driver": "overlay", "Attachable": True}))
+ATTACHABLE = {"Driver": "overlay", "Attachable": True}  # what Shoal sends the engine
+
+
+def sides(manager: str, engine: str, through: dict | None = None) -> tuple[tuple[str, dict], tuple[str, dict]]:
+    """The same overlay create through the manager (`through`: its body, by default without
+    `Attachable`, which Shoal adds) and straight on the swarm-mode manager engine: (base URL, body)."""
+    return (f"http://{manager}", through or {"Driver": "overlay"}), (f"http://{engine}", ATTACHABLE)
 
 
 async def create_and_rm(session: aiohttp.ClientSession, base: str, body: dict, name: str) -> float:
@@ -87,12 +93,14 @@ async def create_and_rm(session: aiohttp.ClientSession, base: str, body: dict, n
     return ms
 
 
-async def create_ms(manager: str, engine: str, runs: int) -> tuple[float, float]:
-    """Medians of overlay network creation through the manager and straight on the swarm manager."""
+async def create_ms(manager: str, engine: str, runs: int, through_body: dict | None = None
+                    ) -> tuple[float, float]:
+    """Medians of overlay network creation through the manager (or a forwarder, sent `through_body`)
+    and straight on the swarm manager."""
     through, straight = [], []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4)) as session:
         for k in range(runs):  # interleaved, so load noise hits both sides alike
-            for (base, body), samples, side in zip(sides(manager, engine), (through, straight), "md"):
+            for (base, body), samples, side in zip(sides(manager, engine, through_body), (through, straight), "md"):
                 samples.append(await create_and_rm(session, base, body, f"bench{side}{k}"))
     return statistics.median(through), statistics.median(straight)
 
@@ -108,6 +116,22 @@ async def create_cpu_ms(manager: str, engine: str, pid: int, rounds: int) -> tup
             await asyncio.sleep(0.5)  # the last events, and any listing they start
             spent.append((cpu_seconds(pid) - began) * 1000 / rounds)
     return spent[0], spent[1]
+
+
+def reference_ratio(kind: str, engine: str, runs: int) -> float:
+    """create_ms's ratio through a reference forwarder (bench.forwarders `kind`) instead of Shoal."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.forwarders", kind, str(port), engine])
+    try:
+        wait_until(lambda: port_in_use(port), 10, f"the {kind} forwarder")
+        through, straight = asyncio.run(create_ms(f"127.0.0.1:{port}", engine, runs, ATTACHABLE))
+    finally:
+        proc.terminate()
+        proc.wait()
+    what = "the least aiohttp forwarder" if kind == "aiohttp" else "a raw TCP relay"
+    print(f"network create -d overlay (API, keep-alive) through {what}: {through:.1f} ms, engine {straight:.1f} ms "
+          f"(medians of {runs})", flush=True)
+    return through / straight
 
 
 def cli_create_ms(manager: str, engine: str, runs: int) -> tuple[float, float]:
@@ -128,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=30, help="network creates on each side (default 30)")
     parser.add_argument("--lab", default="benchov", help="lab name (two runs at once need two)")
     parser.add_argument("--subnet", default="10.213.64.0/24")
+    parser.add_argument("--reference", action="store_true",
+                        help="also the creates through a bare aiohttp forwarder and a raw TCP relay")
     args = parser.parse_args(argv)
+    references: dict[str, float] = {}
     port = free_port()
     spec = LabSpec(name=args.lab, nodes=3, subnet=args.subnet, manager_port=port, overlay="swarm")
     manager = f"127.0.0.1:{port}"
@@ -149,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                                                     CPU_ROUNDS))
         print(f"manager CPU per create + rm: {cpu:.2f} ms through it, {direct_cpu:.2f} ms for one made straight "
               f"on the engine (its events; {CPU_ROUNDS} of each)", flush=True)
+        if args.reference:
+            references = {kind: reference_ratio(kind, state.engines[0], args.runs) for kind in ("aiohttp", "tcp")}
         cli_through, cli_straight = cli_create_ms(manager, state.engines[0], max(3, args.runs // 3))
         print(f"docker network create -d overlay (CLI): manager {cli_through:.0f} ms, engine {cli_straight:.0f} ms",
               flush=True)
@@ -157,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"resolve_s={resolve:.2f} cross_node_rtt_ms={cross:.3f} same_node_rtt_ms={same:.3f} "
           f"rtt_ratio={cross / same:.2f} create_ms={through:.1f} create_direct_ms={straight:.1f} "
           f"create_ratio={through / straight:.2f} cli_create_ratio={cli_through / cli_straight:.2f} "
-          f"create_cpu_ms={cpu:.2f} direct_create_cpu_ms={direct_cpu:.2f}")
+          f"create_cpu_ms={cpu:.2f} direct_create_cpu_ms={direct_cpu:.2f}" +
+          "".join(f" {kind}_{'forwarder' if kind == 'aiohttp' else 'relay'}_ratio={ratio:.2f}"
+                  for kind, ratio in references.items()))
     return 0
 
 

@@ -146,7 +146,7 @@ async def create(call: Call) -> web.Response:
         raise ApiError(400, f"an overlay network spans the cluster, no node can be named for it: create it "
                             f"as {body['Name']}, without {engine.name}/")
     if body.get("CheckDuplicate") and engine is None:
-        if any(n.name == body["Name"] for n in call.cluster.networks()):
+        if call.cluster.has_network_named(body["Name"]):
             raise ApiError(409, f"network with name {body['Name']} already exists")
     view = call.cluster.overlay()
     if engine is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from manager.api.jsonio import encode, parse_filters
-from manager.cluster.cluster import OVERLAY, Cluster
+from manager.cluster.cluster import DOMAINS, Cluster
 from manager.cluster import overlay
 from manager.cluster.changes import CHANGES
 from manager.cluster.containers import UNSPECIFIED_IPS, Container, State
@@ -322,7 +322,7 @@ def _nodes(cluster: Cluster, view: OverlayView, rows: list[bytes], totals: Itera
     return InfoNodes(
         count=len(cluster.engines), total=total, running=running, paused=paused, stopped=stopped,
         images=images, cpus=int(cpus), memory=int(memory),
-        multihost=cluster.view("overlay summary", lambda: overlay.summary(view, cluster.validated()), *OVERLAY),
+        multihost=cluster.view("overlay summary", lambda: overlay.summary(view, cluster.validated()), *DOMAINS),
         rows=b"".join(rows))
 
 

@@ -108,7 +108,19 @@ def route_template(pattern: str) -> str:
     return pattern.replace("(?:", "(").replace("}?", "}").replace("\\", "")
 
 
-COMPILED = [(frozenset(m.split("|")), re.compile(p + "$"), h, route_template(p)) for m, p, h in ROUTES]
+def first_segment(pattern: str) -> str:
+    """A route's first path segment, which must be literal (`/containers/...` -> `containers`)."""
+    segment = pattern[1:].split("/", 1)[0]
+    if not re.fullmatch(r"[\w.-]*", segment):
+        raise ValueError(f"route {pattern}: its first path segment must be literal")
+    return segment
+
+
+# The routes compiled, by first path segment, in table order: a path is tried on its segment's only.
+BY_SEGMENT: dict[str, list[tuple[frozenset[str], re.Pattern, Handler, str]]] = {}
+for _methods, _pattern, _handler in ROUTES:
+    BY_SEGMENT.setdefault(first_segment(_pattern), []).append(
+        (frozenset(_methods.split("|")), re.compile(_pattern + "$"), _handler, route_template(_pattern)))
 VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
 # Docker API resources Shoal does not serve, and why (the 501 says it); other unmatched paths under
 # a Docker resource are "not implemented yet", anything else is a 404.
@@ -131,7 +143,7 @@ def resolve(method: str, path: str) -> tuple[Handler, dict[str, str], str]:
     """The handler for a (version-less) path, its arguments and its route template, or an
     ApiError saying why there is none."""
     allowed = False
-    for methods, pattern, handler, template in COMPILED:
+    for methods, pattern, handler, template in BY_SEGMENT.get(path[1:].split("/", 1)[0], ()):
         match = pattern.match(path)
         if match:
             if method in methods:

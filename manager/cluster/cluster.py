@@ -24,7 +24,7 @@ from manager.cluster.metrics import ClusterCollector
 from manager.cluster.names import plain_name, split_node_ref
 from manager.cluster.networks import ClusterNetwork, cluster_networks, find_network, place_networks
 from manager.cluster.options import EngineOptions
-from manager.cluster.overlay import OverlayView, overlay_view
+from manager.cluster.overlay import Domain, OverlayView, overlay_view, shared_networks
 from manager.cluster.placements import PlacementLog
 from manager.cluster.nodes import NodeSettings, node_id
 from manager.cluster.snapshot import node_of
@@ -68,8 +68,10 @@ def natural_key(text: str) -> tuple:
 T = TypeVar("T")
 # What a view of the engines' caches depends on: which engines are validated, and their caches.
 CACHED = ("name", "state", "id", "generation")
-# What the overlay domains depend on: which engines are validated, their networks and memberships.
-OVERLAY = ("name", "state", "id", "networks", "membership")
+# What the overlay domains depend on: which engines are validated, and their memberships.
+DOMAINS = ("name", "state", "id", "membership")
+# What the cluster's networks depend on: the domains, and the engines' networks.
+NETWORKS = (*DOMAINS, "networks")
 
 
 class Cluster:
@@ -211,7 +213,13 @@ class Cluster:
     def networks(self) -> list[ClusterNetwork]:
         """Every network of the validated engines, a cluster-wide one once (a shared list: never
         modify it)."""
-        return self.view("networks", lambda: cluster_networks(self.validated()), *OVERLAY)
+        return self.view("networks", lambda: cluster_networks(self.validated()), *NETWORKS)
+
+    def has_network_named(self, name: str) -> bool:
+        """Whether a network of the cluster has this plain name (CheckDuplicate). The engines' lists
+        are read first: the cluster's networks come from them, and are rebuilt after every change."""
+        return (any(n["Name"] == name for e in self.validated() for n in e.networks)
+                and any(n.name == name for n in self.networks()))
 
     def find_network(self, ref: str) -> ClusterNetwork:
         """A network by ID, `node/name`, unique name or unique ID prefix (404 / 400 otherwise)."""
@@ -298,17 +306,22 @@ class Cluster:
         return [e for e in self.validated() if any(match(i, ref) for i in e.images)]
 
     def overlay(self) -> OverlayView:
-        """The engines' overlay domains and their networks (recomputed after any engine changed)."""
-        return self.view("overlay", lambda: overlay_view(self.validated()), *OVERLAY)
+        """The engines' overlay domains (recomputed after a membership changed)."""
+        return self.view("overlay", lambda: overlay_view(self.validated()), *DOMAINS)
+
+    def overlay_networks(self) -> dict[Domain, frozenset[str]]:
+        """The cluster-wide networks of each overlay domain that has some, by name."""
+        return self.view("overlay networks", lambda: shared_networks(self.overlay(), self.validated()), *NETWORKS)
 
     # ---- placement ---------------------------------------------------------------------------
-    def node(self, engine: Engine, view: OverlayView | None = None) -> Node:
-        """The engine's scheduler snapshot, with the cluster-wide networks of its overlay domain."""
-        view = view or self.overlay()
-        domain = view.domain_of(engine)
+    def node(self, engine: Engine, view: OverlayView | None = None,
+             networks: dict[Domain, frozenset[str]] | None = None) -> Node:
+        """The engine's scheduler snapshot, with the cluster-wide networks of its overlay domain
+        (`view`, `networks`: the cluster's, when the caller has them)."""
+        domain = (view or self.overlay()).domain_of(engine)
         if domain is None:
             return node_of(engine)
-        return node_of(engine, domain.describe(), frozenset(view.networks[domain]))
+        return node_of(engine, domain.describe(), (networks or self.overlay_networks()).get(domain, frozenset()))
 
     def nodes(self) -> list[Node]:
         """Scheduler snapshots of all validated engines, pending placements included (a shared
@@ -329,9 +342,8 @@ class Cluster:
 
     def _snapshots(self) -> tuple[list[Node], dict[str, int]]:
         """Every validated engine's snapshot, and the place of each engine's in that list."""
-        view = self.overlay()
-        engines = self.validated()
-        return [self.node(e, view) for e in engines], {e.addr: i for i, e in enumerate(engines)}
+        view, networks, engines = self.overlay(), self.overlay_networks(), self.validated()
+        return [self.node(e, view, networks) for e in engines], {e.addr: i for i, e in enumerate(engines)}
 
     def best_engine(self, spec: ContainerSpec, kind: str = "container", avoid: Iterable[str] = ()) -> Engine:
         """The engine the scheduler ranks first for `spec` (a container, or what `kind` says: a

@@ -9,8 +9,9 @@ Two mechanisms, one behaviour:
 
 An engine belongs to at most one overlay *domain*: its swarm-mode cluster (or else its cluster
 store). This module works out, from the engines' `/info` (`Membership`) and network lists, which
-domain each engine is in, which cluster-wide networks each domain has, where to create one, and
-the `docker info` rows.
+domain each engine is in (`overlay_view`, which no network create or removal changes), which
+cluster-wide networks each domain has (`shared_networks`), where to create one, and the `docker
+info` rows.
 """
 from __future__ import annotations
 
@@ -41,7 +42,6 @@ class OverlayView:
     """The cluster's overlay domains as its engines describe them."""
 
     domains: dict[str, Domain | None] = field(default_factory=dict)  # engine addr -> its domain
-    networks: dict[Domain, set[str]] = field(default_factory=lambda: defaultdict(set))  # names
 
     def domain_of(self, engine: Engine) -> Domain | None:
         return self.domains.get(engine.addr)
@@ -94,20 +94,24 @@ def _shared(network: dict, domain: Domain) -> bool:
 
 
 def overlay_view(engines: Iterable[Engine]) -> OverlayView:
-    """Each engine's domain, and the cluster-wide networks of each domain (from every member's list)."""
+    """Each engine's domain (from the engines' memberships alone)."""
     engines = list(engines)
     clusters_by_manager = {e.membership.node_id: e.membership.cluster_id for e in engines
                            if e.membership.cluster_id and e.membership.node_id}
-    view = OverlayView()
+    return OverlayView({e.addr: _domain(e.membership, clusters_by_manager) for e in engines})
+
+
+def shared_networks(view: OverlayView, engines: Iterable[Engine]) -> dict[Domain, frozenset[str]]:
+    """The names of the cluster-wide networks of each domain that has some (from every member's list)."""
+    engines = list(engines)
+    networks: dict[Domain, set[str]] = defaultdict(set)
+    managed = {view.domain_of(e) for e in engines if e.membership.swarm_manager}
     for engine in engines:
-        view.domains[engine.addr] = _domain(engine.membership, clusters_by_manager)
-    managed = {view.domains[e.addr] for e in engines if e.membership.swarm_manager}
-    for engine in engines:
-        domain = view.domains[engine.addr]
+        domain = view.domain_of(engine)
         # a swarm's managers know its networks; a worker's list lags behind (or is all there is)
         if domain is not None and (engine.membership.swarm_manager or domain not in managed):
-            view.networks[domain].update(n["Name"] for n in engine.networks if _shared(n, domain))
-    return view
+            networks[domain].update(n["Name"] for n in engine.networks if _shared(n, domain))
+    return {domain: frozenset(names) for domain, names in networks.items() if names}
 
 
 def role(engine: Engine, domain: Domain | None) -> str:

@@ -11,7 +11,7 @@ from manager.api.render import info
 from manager.cluster.cluster import Cluster
 from manager.cluster.engine import NETWORK_SETTLE, membership_of
 from manager.cluster.options import EngineOptions
-from manager.cluster.overlay import KV, SWARM, Domain, overlay_view
+from manager.cluster.overlay import KV, SWARM, Domain, overlay_view, shared_networks
 from scheduler import ContainerSpec, NoFit, Scheduler
 from tests.unit.manager.test_networks import net
 from tests.unit.manager.test_views import engine
@@ -49,7 +49,7 @@ def test_a_worker_is_in_its_managers_cluster_and_reaches_its_attachable_overlays
     e1, e2, e3 = cluster.listed_engines()
     assert view.domain_of(e1) == view.domain_of(e2) == Domain(SWARM, "clu1")
     assert view.domain_of(e3) is None
-    assert view.networks[Domain(SWARM, "clu1")] == {"appnet"}  # not ingress, not a non-attachable one
+    assert cluster.overlay_networks() == {Domain(SWARM, "clu1"): {"appnet"}}  # not ingress, not a non-attachable one
     assert view.creator(Domain(SWARM, "clu1"), [e2, e1]) is e1
     assert view.largest([e1, e2, e3]) == Domain(SWARM, "clu1") and view.everywhere([e1, e2, e3]) is None
     assert view.everywhere([e1, e2]) == Domain(SWARM, "clu1")
@@ -77,12 +77,12 @@ def network_event(action: str, network: dict, scope: str) -> dict:
 async def test_an_overlay_stays_on_its_swarm_manager_when_its_last_local_container_leaves(cluster):
     e1, e2, _ = cluster.listed_engines()
     await e1._apply(network_event("destroy", OVERLAY, "local"))  # the node's data plane let go of it
-    assert "appnet" in cluster.overlay().networks[Domain(SWARM, "clu1")]
+    assert "appnet" in cluster.overlay_networks()[Domain(SWARM, "clu1")]
     e2.networks = [*e2.networks, OVERLAY]  # a worker lists it while a container of its is on it
     await e2._apply(network_event("destroy", OVERLAY, "local"))
     assert OVERLAY not in e2.networks  # as the worker's own list has it then
     await e1._apply(network_event("remove", OVERLAY, "swarm"))  # the network's removal
-    assert OVERLAY not in e1.networks and cluster.overlay().networks[Domain(SWARM, "clu1")] == set()
+    assert OVERLAY not in e1.networks and Domain(SWARM, "clu1") not in cluster.overlay_networks()
 
 
 async def test_a_late_disconnect_from_a_removed_overlay_does_not_bring_it_back(cluster):
@@ -130,7 +130,7 @@ async def test_events_about_networks_made_outside_shoal_share_one_listing_and_a_
         assert listings == []
     await e1._listing_networks
     assert listings == ["/networks"] and all(n in e1.networks for n in outside[1:])
-    assert {"outside1", "outside2"} <= cluster.overlay().networks[Domain(SWARM, "clu1")]
+    assert {"outside1", "outside2"} <= cluster.overlay_networks()[Domain(SWARM, "clu1")]
 
 
 def test_placement_on_an_overlay_skips_the_nodes_outside_it(cluster):
@@ -159,7 +159,7 @@ def test_kv_members_share_global_networks_and_any_can_create():
     engines[0].networks = [net("g" * 64, "kvnet", "global", "overlay")]
     view = overlay_view(engines)
     domain = Domain(KV, "etcd://10.0.0.100:2379")
-    assert view.everywhere(engines) == domain and view.networks[domain] == {"kvnet"}
+    assert view.everywhere(engines) == domain and shared_networks(view, engines) == {domain: {"kvnet"}}
     assert view.creator(domain, engines[::-1]) is engines[1]
     assert view.default_driver(engines[1:]) == "overlay"
 
@@ -171,3 +171,14 @@ def test_info_rows_show_the_cluster_and_each_node(cluster):
     assert node_rows == ["swarm-mode overlay manager (cluster clu1)", "swarm-mode overlay worker (cluster clu1)",
                          "none (not in a swarm-mode cluster, no cluster-store)"]
     assert json.loads(info(cluster, []))["Swarm"]["LocalNodeState"] == "inactive"
+
+
+def test_a_network_create_changes_the_domains_networks_not_the_domains(cluster):
+    e1, e2, _ = cluster.listed_engines()
+    view = cluster.overlay()
+    e1.remember_network(net("nw" * 12 + "x", "newnet", "swarm", "overlay") | {"Attachable": True})
+    assert cluster.overlay() is view and "newnet" in cluster.overlay_networks()[Domain(SWARM, "clu1")]
+    assert "newnet" in cluster.node(e2).networks  # placement sees it on the worker at once
+    e2.networks = [*e2.networks, net("st" * 12 + "x", "stale", "swarm", "overlay")]  # gone from the managers
+    assert cluster.has_network_named("appnet") and cluster.has_network_named("newnet")
+    assert not cluster.has_network_named("stale") and not cluster.has_network_named("nosuch")

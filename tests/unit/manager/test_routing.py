@@ -9,7 +9,7 @@ from manager.api import containers as ctr
 from manager.api import images as img
 from manager.api import system as sysh
 from manager.api.dashboard import handlers as dash
-from manager.api.routes import resolve, route_template, split_version
+from manager.api.routes import first_segment, resolve, route_template, split_version
 from manager.errors import ApiError
 
 
@@ -116,3 +116,9 @@ async def test_cors_headers_and_preflight_only_when_asked():
         preflight = await client.options("/containers/json")
         assert ping.status == 200 and "Access-Control-Allow-Origin" not in ping.headers
         assert preflight.status == 501
+
+
+def test_routes_are_found_by_their_literal_first_segment():
+    assert first_segment(r"/containers/(?P<ref>[^/]+)/json") == "containers" and first_segment(r"/") == ""
+    with pytest.raises(ValueError):
+        first_segment(r"/(?:containers|images)/json")  # could not be found by its segment

@@ -9,12 +9,13 @@ import random
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Protocol, TypeVar
 
 import aiohttp
 
 from manager.cluster.changes import CHANGES, WATCHED
 from manager.cluster.containers import Container, ContainerCache, from_inspect, from_list_row
+from manager.cluster.gates import DETAILS, LISTINGS
 from manager.cluster.metrics import ENGINE_CALL_ERRORS, ENGINE_REFRESHES, EVENT_STREAM_RECONNECTS
 from manager.cluster.options import EngineOptions
 from manager.errors import ApiError, engine_error
@@ -40,12 +41,6 @@ STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
 # Engines and manager share one TLS config (classic Swarm's rule): a mixed fleet is refused per node.
 TLS_FLEET = "a cluster's engines all use TLS, with certificates from the manager's CA, or none does"
 PLAIN_TO_TLS = "Client sent an HTTP request to an HTTPS server"  # dockerd's answer to plain HTTP
-# Full refreshes (one listing each) at once across all engines.
-REFRESH_GATE = asyncio.Semaphore(64)
-# Inspects at once across all engines of containers known from a listing only: after a start the
-# engines are Healthy from their listings, and the details (reservations, exact times, the inspect
-# document) follow in the background without crowding out the clients' calls.
-DETAIL_GATE = asyncio.Semaphore(16)
 # With the events stream open since the last listing the cache has missed nothing (a stream that
 # is lost is re-listed at once): the periodic listing is a safety net (e.g. events dockerd dropped
 # for a slow reader), made every FULL_REFRESH_EVERY-th refresh; the others read `/info` alone.
@@ -133,7 +128,7 @@ class Engine(Addressed):
     `notify(engine, event)` receives every engine event (already applied to the cache) and the
     manager's own `engine_connect` / `engine_reconnect` / `engine_disconnect` events.
     A listing fills the cache with records built from the list rows; containers that are new or
-    changed are inspected afterwards (DETAIL_GATE), those with a reschedule policy before Healthy.
+    changed are inspected afterwards (manager.cluster.gates), those with a reschedule policy before Healthy.
     `generation` changes with every change of what the cache holds or of the engine's health;
     `derived` keeps values computed from it (snapshots, `docker info` rows) until then. Writes to
     what the cluster-wide views read (manager.cluster.changes.WATCHED) are counted in CHANGES.
@@ -271,14 +266,12 @@ class Engine(Addressed):
     async def call(self, method: str, path: str, *, params: Any = None, body: Any = None,
                    headers: dict | None = None) -> tuple[int, Any]:
         """A short JSON call: (status, decoded body or text)."""
-        status, raw, is_json = await self.call_raw(method, path, params=params, body=body, headers=headers)
-        if is_json and raw:
-            return status, json.loads(raw)
-        return status, raw.decode(errors="replace")
+        status, raw, answer_headers = await self.call_raw(method, path, params=params, body=body, headers=headers)
+        return status, _decoded(raw, answer_headers)
 
     async def call_raw(self, method: str, path: str, *, params: Any = None, body: Any = None,
-                       headers: dict | None = None) -> tuple[int, bytes, bool]:
-        """A short call: (status, the answer's bytes, whether they are JSON)."""
+                       headers: dict | None = None) -> tuple[int, bytes, Mapping[str, str]]:
+        """A short call: (status, the answer's bytes, its headers)."""
         data = None
         hdrs = dict(headers or {})
         if body is not None:
@@ -292,7 +285,7 @@ class Engine(Addressed):
             except CONNECTION_ERRORS as exc:
                 self.record_failure(exc)
                 raise EngineDown(500, f"Lost the connection to {self.label}: {exc}") from exc
-        return resp.status, raw, "json" in resp.headers.get("Content-Type", "")
+        return resp.status, raw, resp.headers
 
     async def get_json(self, path: str, params: Any = None) -> Any:
         """GET that must succeed; anything but 200 raises ApiError with the engine's message."""
@@ -432,7 +425,7 @@ class Engine(Addressed):
         """List containers (inspecting new or changed ones), images and networks."""
         outcome = "error"
         try:
-            async with REFRESH_GATE:
+            async with LISTINGS.hold():
                 await self._refresh_all()
             outcome = "ok"
         finally:
@@ -489,8 +482,9 @@ class Engine(Addressed):
         """Inspect the containers known from a listing only in the background, a few at a time
         across all engines."""
         while self._to_inspect:
+            await LISTINGS.quiet()
             cid = next(iter(self._to_inspect))
-            async with DETAIL_GATE:
+            async with DETAILS:
                 if cid not in self._to_inspect:
                     continue
                 try:
@@ -519,8 +513,7 @@ class Engine(Addressed):
     async def _validate(self) -> bool:
         """Read info and version; True when the engine is usable and not a duplicate."""
         try:
-            info = await self.get_json("/info")  # one after the other: a failure's error text stays
-            version = await self.get_json("/version")
+            info, api_version = await self._info_and_api_version()
         except (ApiError, ValueError) as exc:
             self.error = getattr(exc, "message", str(exc))
             if self.options.tls is None and PLAIN_TO_TLS in self.error:
@@ -535,9 +528,9 @@ class Engine(Addressed):
         self.name = info.get("Name", "")
         self.cpus = info["NCPU"]
         self.memory = info["MemTotal"]
-        self.version = version.get("Version", "")
+        self.version = info.get("ServerVersion", "")
         self.arch = info.get("Architecture", "")
-        self.api_version = min(version.get("ApiVersion", API_VERSION), API_VERSION, key=_version_tuple)
+        self.api_version = min(api_version, API_VERSION, key=_version_tuple)
         self.labels = engine_labels(info)
         self._set_membership(membership_of(info))
         duplicate = self.is_duplicate(self)
@@ -546,6 +539,20 @@ class Engine(Addressed):
             return False
         self.error = ""
         return True
+
+    async def _info_and_api_version(self) -> tuple[dict, str]:
+        """`/info`, and the newest API version the engine speaks: the `Api-Version` header dockerd
+        sends with every answer (`/version` is asked only when it is missing)."""
+        status, raw, headers = await self.call_raw("GET", "/info")
+        info = _decoded(raw, headers)
+        if status != 200:
+            raise engine_error(status, info)
+        if not isinstance(info, dict):
+            raise ValueError(f"/info answered {str(info)[:80]!r}")
+        api_version = headers.get("Api-Version")
+        if not api_version:
+            api_version = (await self.get_json("/version")).get("ApiVersion", API_VERSION)
+        return info, api_version
 
     async def _follow_events(self) -> None:
         """Keep one /events stream open; after any gap, re-list so nothing is missed."""
@@ -717,6 +724,13 @@ async def _then(chunks: Any, done: Callable[[], None]) -> Any:
     async for chunk in chunks:
         yield chunk
     done()
+
+
+def _decoded(raw: bytes, headers: Mapping[str, str]) -> Any:
+    """An answer's body: decoded JSON when it is JSON, else its text."""
+    if raw and "json" in headers.get("Content-Type", ""):
+        return json.loads(raw)
+    return raw.decode(errors="replace")
 
 
 def _has_ingress(networks: list[dict]) -> bool:

@@ -31,6 +31,7 @@ def test_info_shows_every_node_with_its_labels(mgr, lab):
     for name, addr in zip(lab.names, lab.engines):
         assert f"  {name}: {addr}" in out
     assert out.count("   └ Status: Healthy") == 3
+    assert out.count("   └ ServerVersion: 20.10.") == 3  # the engines' own, from their /info
     assert "size=xxl" in out and "size=small" in out and "storagedriver=overlay2" in out
     assert out.count("   └ Reserved Memory: 0 B / ") == 3
 

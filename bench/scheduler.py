@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     for n in range(args.placements):
         t0, c0 = time.perf_counter(), time.thread_time()
         spec = ContainerSpec.from_create_body(BODY, f"api-{n}")
-        chosen = scheduler.rank(spec, nodes)[0]
+        chosen = scheduler.choose(spec, nodes)
         latencies.append(time.perf_counter() - t0)
         cpu_times.append(time.thread_time() - c0)
         i = index[chosen.id]

@@ -84,7 +84,7 @@ class HealthFilter(Filter):
     name = "health"
 
     def rules(self, spec: ContainerSpec) -> list[Rule]:
-        return [Rule(Reason("node is unhealthy"), lambda nodes: [n.healthy for n in nodes])]
+        return [Rule(Reason("node is unhealthy"), lambda nodes: [n.health > 0 for n in nodes])]
 
 
 class PortFilter(Filter):

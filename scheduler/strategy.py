@@ -95,6 +95,10 @@ class Strategy:
     def order(self, scored: list[tuple[float, Node]], rng: random.Random) -> list[Node]:
         raise NotImplementedError
 
+    def best(self, scored: list[tuple[float, Node]], rng: random.Random) -> Node:
+        """The node `order` would put first (`scored` is not empty), in one pass."""
+        raise NotImplementedError
+
 
 class Weighted(Strategy):
     """Spread (direction +1): lowest score, then fewest containers.
@@ -109,6 +113,13 @@ class Weighted(Strategy):
         scored.sort(key=lambda sn: (d * sn[0] - 10 * sn[1].health, d * len(sn[1].containers), rand()))
         return [node for _, node in scored]
 
+    def best(self, scored: list[tuple[float, Node]], rng: random.Random) -> Node:
+        d = self.direction
+        keys = [(d * score - 10 * node.health, d * len(node.containers)) for score, node in scored]
+        low = min(keys)
+        ties = [i for i, key in enumerate(keys) if key == low]
+        return scored[ties[int(rng.random() * len(ties))]][1]
+
 
 class RandomStrategy(Strategy):
     """Any node with room, at random."""
@@ -119,6 +130,9 @@ class RandomStrategy(Strategy):
         nodes = [node for _, node in scored]
         rng.shuffle(nodes)
         return nodes
+
+    def best(self, scored: list[tuple[float, Node]], rng: random.Random) -> Node:
+        return scored[int(rng.random() * len(scored))][1]
 
 
 _BINPACK = Weighted("binpack", -1)

@@ -111,3 +111,34 @@ def test_cpu_shares_reserve_fractions_of_a_cpu():
         node = make_node("one-cpu", cpus=1, memory=GIB, containers=node.containers + (spec.as_container(f"p{i}"),))
     with pytest.raises(NoFit, match="insufficient cpus"):
         scheduler.rank(spec, [node])
+
+
+def tie_set(pick, seeds: int = 300) -> set[str]:
+    return {pick(random.Random(seed)).name for seed in range(seeds)}
+
+
+@pytest.mark.parametrize("strategy", ["spread", "binpack", "random"])
+def test_choose_picks_among_the_nodes_rank_puts_first(strategy):
+    """`choose` (one pass, what placements use) and `rank` (a full sort) agree: the same nodes can
+    come first, ties broken at random in both."""
+    spec = make_spec(host={"Memory": 512 * MIB})
+    nodes = [make_node("a", containers=busy(2, memory=GIB), cpus=4, memory=4 * GIB),
+             make_node("b", containers=busy(2, memory=GIB), cpus=4, memory=4 * GIB),
+             make_node("c", containers=busy(3, memory=GIB), cpus=4, memory=4 * GIB),
+             make_node("d", containers=busy(1, memory=2 * GIB), cpus=4, memory=4 * GIB),
+             make_node("full", containers=busy(1, memory=4 * GIB), cpus=4, memory=4 * GIB),
+             make_node("sick", containers=busy(0), cpus=4, memory=4 * GIB, health=50)]
+    ranked = tie_set(lambda rng: Scheduler(strategy=strategy, overcommit=0, rng=rng).rank(spec, nodes)[0])
+    chosen = tie_set(lambda rng: Scheduler(strategy=strategy, overcommit=0, rng=rng).choose(spec, nodes))
+    assert chosen == ranked
+    expected = {"spread": {"a", "b"}, "binpack": {"d"}, "random": {"a", "b", "c", "d", "sick"}}[strategy]
+    assert chosen == expected
+
+
+def test_choose_leaves_out_the_nodes_to_avoid():
+    nodes = equal_nodes(1, 2, 3)
+    scheduler = Scheduler(rng=random.Random(0))
+    assert scheduler.choose(make_spec(), nodes, avoid={"id-n0"}).name == "n1"
+    assert scheduler.choose(make_spec(), nodes, avoid={"id-n0", "id-n1", "id-n2"}) is None
+    with pytest.raises(NoFit):  # no node fits at all: the no-fit error, as rank raises it
+        scheduler.choose(make_spec(host={"Memory": 64 * GIB}), nodes)

@@ -16,7 +16,7 @@ import aiohttp
 from discovery.etcd_store import Fence, StoreError
 from manager.cluster.builds import BuildSessions
 from manager.cluster.changes import CHANGES
-from manager.cluster.containers import Container
+from manager.cluster.containers import NAMES_SEEN, Container
 from manager.cluster.engine import ENGINE_STATES, HEALTHY, PENDING, Engine
 from manager.cluster.events import EventBus
 from manager.cluster.images import image_matches, pull_on
@@ -99,6 +99,8 @@ class Cluster:
         self._id_owners: dict[str, Engine] = {}  # Docker engine ID -> the engine that has it
         self._members = 0  # counts the membership changes
         self._views: dict[str, tuple[tuple, Any]] = {}
+        # (validated engines, overlay view, its networks, CHANGES.any, snapshots, index) of the last _snapshots()
+        self._last_snapshots: tuple[list[Engine], OverlayView, dict, int, list[Node], dict[str, int]] | None = None
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -278,6 +280,8 @@ class Cluster:
         name = plain_name(name)
         if name in self._pending_names:
             return True
+        if name not in NAMES_SEEN:  # in no cache: no need to ask each engine's
+            return False
         for engine in self.validated():
             found = engine.containers.by_name(name)
             if found is not None and (replacing is None or found.swarm_id != replacing):
@@ -341,9 +345,25 @@ class Cluster:
         return result or snapshots
 
     def _snapshots(self) -> tuple[list[Node], dict[str, int]]:
-        """Every validated engine's snapshot, and the place of each engine's in that list."""
-        view, networks, engines = self.overlay(), self.overlay_networks(), self.validated()
-        return [self.node(e, view, networks) for e in engines], {e.addr: i for i, e in enumerate(engines)}
+        """Every validated engine's snapshot, and the place of each engine's in that list. While the
+        validated engines, the overlay view and the cluster-wide networks stay the same objects, only
+        the snapshots of the engines that wrote since the last build are taken again (a create
+        changes one of them)."""
+        view, networks, engines, seen = self.overlay(), self.overlay_networks(), self.validated(), CHANGES.any
+        last = self._last_snapshots
+        same = last is not None and last[0] is engines and last[1] is view and last[2] is networks
+        writers = CHANGES.writers_since(last[3]) if same else None
+        if writers is None:
+            index = {e.addr: i for i, e in enumerate(engines)}
+            snapshots = [self.node(e, view, networks) for e in engines]
+        else:
+            snapshots, index = list(last[4]), last[5]
+            for engine in set(writers):
+                i = index.get(engine.addr)
+                if i is not None and engines[i] is engine:
+                    snapshots[i] = self.node(engine, view, networks)
+        self._last_snapshots = (engines, view, networks, seen, snapshots, index)
+        return snapshots, index
 
     def best_engine(self, spec: ContainerSpec, kind: str = "container", avoid: Iterable[str] = ()) -> Engine:
         """The engine the scheduler ranks first for `spec` (a container, or what `kind` says: a
@@ -354,15 +374,15 @@ class Cluster:
         avoid = set(avoid)
         nodes = self.nodes()
         try:
-            ranked = [n for n in self.scheduler.rank(spec, nodes) if n.id not in avoid]
-            if not ranked and avoid and spec.has_soft_rules:  # soft rules are wishes: drop them
-                ranked = [n for n in self.scheduler.rank(spec.hard_only(), nodes) if n.id not in avoid]
+            chosen = self.scheduler.choose(spec, nodes, avoid)
+            if chosen is None and spec.has_soft_rules:  # soft rules are wishes: drop them
+                chosen = self.scheduler.choose(spec.hard_only(), nodes, avoid)
         except NoFit as exc:
             self.placements.no_fit(kind, spec, exc, time.perf_counter() - began)
             raise
-        if not ranked:
+        if chosen is None:
             raise NoOtherNode(500, "no other node can take the container")
-        engine = by_id[ranked[0].id]
+        engine = by_id[chosen.id]
         self.placements.placed(kind, spec, engine.name, time.perf_counter() - began)
         return engine
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
@@ -278,8 +279,13 @@ def ref_keys(container: Container) -> list[str]:
     return keys
 
 
+# How many records of all the caches of the process hold each name: a name it lacks is in no
+# cache, without asking thousands of them (it also counts the caches of engines no longer used).
+NAMES_SEEN: Counter[str] = Counter()
+
+
 class ContainerCache:
-    """Records by container ID, with indexes by short ID, Swarm ID and name."""
+    """Records by container ID, with indexes by short ID, Swarm ID and name (counted in NAMES_SEEN)."""
 
     def __init__(self) -> None:
         self._by_id: dict[str, Container] = {}
@@ -329,10 +335,14 @@ class ContainerCache:
                     del self._refs[key]
             if self._names.get(old.name) == cid:
                 del self._names[old.name]
+            NAMES_SEEN[old.name] -= 1
+            if NAMES_SEEN[old.name] <= 0:
+                del NAMES_SEEN[old.name]
         if record is not None:
             self._by_id[cid] = record
             self._refs.update(dict.fromkeys(ref_keys(record), cid))
             self._names[record.name] = cid
+            NAMES_SEEN[record.name] += 1
         changed = (old is None) != (record is None) or (record is not None and not record.same(old))
         if changed:
             self._counts = None

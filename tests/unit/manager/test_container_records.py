@@ -14,7 +14,7 @@ from manager.cluster.cluster import Cluster
 from manager.cluster.containers import ContainerCache, Interner, State, from_list_row
 from manager.cluster.engine import Engine
 from manager.cluster.options import EngineOptions
-from scheduler import Scheduler
+from scheduler import ContainerSpec, Scheduler
 from scheduler.node import PortBinding
 
 NOW = 1_800_000_000.0
@@ -213,6 +213,36 @@ def test_info_ps_order_and_engine_lists_follow_a_change_of_any_one_engine():
     for _ in range(CHANGES.LOG):  # more writes than are logged since: info is built whole again
         engines[0].updated_at = NOW
     assert ["  └ Error", "gone again"] in json.loads(render.info(cluster, []))["SystemStatus"]
+
+
+def test_scheduler_snapshots_are_taken_again_only_for_the_engines_that_changed():
+    engines = []
+    for n in (1, 2, 3):
+        e = Engine(f"10.0.0.{n}:2375", None, EngineOptions(), notify=lambda *_: None, is_duplicate=lambda _: None)
+        e.name, e.id, e.state, e.cpus, e.memory = f"node{n}", f"ID{n}|10.0.0.{n}:2375", "Healthy", 2, 2**30
+        engines.append(e)
+    cluster = Cluster(Scheduler(), EngineOptions())
+    cluster.engines = {e.addr: e for e in engines}
+
+    def add(engine: Engine, n: int) -> None:
+        row = list_row(f"{n:064x}", f"c{n}", "running", "Up 1 second", Created=int(NOW))
+        engine._store(row["Id"], from_list_row(row, engine.name, engine.ip, engine.containers.interner, NOW))
+
+    before = cluster.nodes()
+    add(engines[1], 1)
+    after = cluster.nodes()
+    assert [len(n.containers) for n in after] == [0, 1, 0]
+    assert after[0] is before[0] and after[2] is before[2] and after[1] is not before[1]
+    while engines[2].state == "Healthy":  # which engines are healthy changed: all taken again
+        engines[2].record_failure(OSError("cut off"))
+    assert [n.health for n in cluster.nodes()] == [100, 100, 0]
+    for _ in range(CHANGES.LOG):  # more writes than are logged: all taken again
+        engines[0].updated_at = NOW
+    add(engines[0], 2)
+    assert [len(n.containers) for n in cluster.nodes()] == [1, 1, 0]
+    engines[1].forget_container(f"{1:064x}")
+    assert [len(n.containers) for n in cluster.nodes()] == [1, 0, 0]
+    assert cluster.scheduler.choose(ContainerSpec.from_create_body({}), cluster.nodes()).name == "node2"
 
 
 @pytest.mark.parametrize("live, full_rounds", [(True, [10, 20]), (False, list(range(1, 21)))])

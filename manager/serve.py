@@ -90,8 +90,8 @@ async def _serve(config: ManageConfig, source: discovery.Discovery, state: Clust
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    freezer = asyncio.create_task(heap.keep_frozen())  # first: it sets the collector up
     follow = asyncio.create_task(_follow(source, cluster, config.heartbeat))
-    freezer = asyncio.create_task(heap.keep_frozen())
     publisher = asyncio.create_task(publish_overlay_join(cluster, min(config.heartbeat, 10.0)))
     if isinstance(leadership, Election):
         leadership.start()

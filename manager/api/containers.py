@@ -1,7 +1,6 @@
 """Container and exec routes: thin handlers over the cluster, the proxy and the hijack."""
 from __future__ import annotations
 
-import itertools
 from urllib.parse import unquote, urlencode
 
 from aiohttp import web
@@ -9,7 +8,7 @@ from aiohttp import web
 from manager.api import render
 from manager.api.call import Call, forget_container, refresh_all, refresh_container, refresh_images
 from manager.api.fanout import fan_out, prune as prune_everywhere
-from manager.api.jsonio import encode, json_object, json_response, read_body, read_model
+from manager.api.jsonio import encode, json_object, json_response, read_body, read_model, stream_json
 from manager.api.models import CommitBody, CreateBody, ExecCreateBody, ExecStartBody, UpdateBody, validate
 from manager.api.proxy import hijack, is_upgrade, proxy
 from manager.cluster.containers import Container
@@ -29,17 +28,7 @@ def _target(call: Call, healthy_only: bool = True) -> tuple[Engine, Container, s
 
 async def ps(call: Call) -> web.StreamResponse:
     """`docker ps` from the cache, written as it is encoded."""
-    chunks = render.list_containers(call.cluster, call.request.query)
-    first = next(chunks)
-    if first.endswith(b"]\n"):  # it all fits in one chunk: one plain answer with a length
-        return web.Response(body=first, content_type="application/json")
-    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
-    resp.enable_chunked_encoding()
-    await resp.prepare(call.request)
-    for chunk in itertools.chain([first], chunks):
-        await resp.write(chunk)
-    await resp.write_eof()
-    return resp
+    return await stream_json(call.request, render.list_containers(call.cluster, call.request.query))
 
 
 async def create(call: Call) -> web.Response:

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from manager.api.call import Call, refresh_images
 from manager.api.fanout import Tee, fan_out_stream, prune as prune_everywhere, send_each, successes
-from manager.api.jsonio import encode, json_response, parse_filters, read_body
+from manager.api.jsonio import encode, json_response, list_chunks, parse_filters, read_body, stream_json
 from manager.api.models import BuildQuery, validate
 from manager.api.proxy import CHUNK, forward_headers, hijack, proxy
 from manager.cluster import images as cluster_images
@@ -30,9 +30,10 @@ def _line(obj: dict) -> bytes:
 
 
 IMAGE_FILTERS = ("before", "since", "dangling", "label", "reference", "node")
+IMAGE_ROWS = 200  # `docker images` rows per write
 
 
-async def images(call: Call) -> web.Response:
+async def images(call: Call) -> web.StreamResponse:
     """All nodes' images grouped by ID (tags unioned), newest first; dockerd's filters plus `node`."""
     query = call.request.query
     filters = parse_filters(query.get("filters"))
@@ -56,7 +57,7 @@ async def images(call: Call) -> web.Response:
             for key in ("RepoTags", "RepoDigests"):
                 entry[key] += [t for t in image.get(key) or [] if t not in entry[key]]
     result = sorted(merged.values(), key=lambda i: i.get("Created", 0), reverse=True)
-    return json_response(result)
+    return await stream_json(call.request, list_chunks(result, encode, IMAGE_ROWS))
 
 
 def _created_window(call: Call, filters: dict[str, list[str]]) -> Callable[[float], bool]:

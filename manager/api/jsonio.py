@@ -6,8 +6,9 @@ manager.api.models): size-limited, decoded, validated, or a 4xx naming what is w
 """
 from __future__ import annotations
 
+import itertools
 import json
-from typing import TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 from aiohttp import web
 
@@ -17,11 +18,35 @@ from manager.errors import ApiError
 
 MAX_BODY = 2 * 1024 * 1024  # JSON bodies; streamed ones (build contexts, archives, load, import) are not read
 B = TypeVar("B", bound=Body)
+T = TypeVar("T")
 
 
 def encode(obj: object) -> bytes:
     """Compact JSON, as dockerd writes it."""
     return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def list_chunks(rows: Sequence[T], encode_row: Callable[[T], bytes], size: int) -> Iterator[bytes]:
+    """A JSON list of `rows` (newline-terminated), `size` rows encoded at a time: the chunks join
+    to the whole list; one chunk when it is short."""
+    for start in range(0, max(len(rows), 1), size):
+        body = b",".join([encode_row(row) for row in rows[start:start + size]])
+        yield (b"," if start else b"[") + body + (b"]\n" if start + size >= len(rows) else b"")
+
+
+async def stream_json(request: web.Request, chunks: Iterator[bytes]) -> web.StreamResponse:
+    """An answer written chunk by chunk as it is encoded (a large list is never joined in memory);
+    a plain answer with a length when it all fits in the first chunk."""
+    first = next(chunks)
+    if first.endswith(b"]\n"):
+        return web.Response(body=first, content_type="application/json")
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    for chunk in itertools.chain([first], chunks):
+        await resp.write(chunk)
+    await resp.write_eof()
+    return resp
 
 
 def _no_constant(name: str) -> object:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
-from manager.api.jsonio import encode, parse_filters
+from manager.api.jsonio import encode, list_chunks, parse_filters
 from manager.cluster.cluster import DOMAINS, Cluster
 from manager.cluster import overlay
 from manager.cluster.changes import CHANGES
@@ -98,11 +98,8 @@ def list_containers(cluster: Cluster, query) -> Iterator[bytes]:
 
 def _ps_chunks(rows: list[tuple[Engine, Container]], now: float) -> Iterator[bytes]:
     """The JSON list, PS_ROWS rows at a time (one chunk when it is short)."""
-    for start in range(0, max(len(rows), 1), PS_ROWS):
-        body = b",".join([c.summary + (_status_json(c, now) if e.healthy else HOST_DOWN)
-                          for e, c in rows[start:start + PS_ROWS]])
-        head = b"," if start else b"["
-        yield head + body + (b"]\n" if start + PS_ROWS >= len(rows) else b"")
+    return list_chunks(rows, lambda row: row[1].summary + (_status_json(row[1], now) if row[0].healthy
+                                                            else HOST_DOWN), PS_ROWS)
 
 
 def _limit(value: str | None) -> int:

@@ -8,7 +8,7 @@ of rules applied in turn; a rule selects the nodes that pass it over the whole l
 from __future__ import annotations
 
 from itertools import compress
-from typing import Callable, ClassVar, NamedTuple, Sequence
+from typing import Callable, ClassVar, Hashable, NamedTuple, Sequence
 
 from scheduler.expr import Expr
 from scheduler.node import Node, protocol, split_port
@@ -57,6 +57,10 @@ class Filter:
     def rules(self, spec: ContainerSpec) -> list[Rule]:
         raise NotImplementedError
 
+    def signature(self, spec: ContainerSpec) -> Hashable:
+        """What of `spec` the filter reads: two specs with equal signatures keep the same nodes."""
+        raise NotImplementedError
+
     def filter(self, spec: ContainerSpec, nodes: Sequence[Node]) -> tuple[list[Node], dict[str, Reason]]:
         """The nodes kept, and the Reason for each node dropped (by ID)."""
         rejected: dict[str, Reason] = {}
@@ -83,6 +87,9 @@ class HealthFilter(Filter):
 
     name = "health"
 
+    def signature(self, spec: ContainerSpec) -> Hashable:
+        return ()
+
     def rules(self, spec: ContainerSpec) -> list[Rule]:
         return [Rule(Reason("node is unhealthy"), lambda nodes: [n.health > 0 for n in nodes])]
 
@@ -100,6 +107,9 @@ class PortFilter(Filter):
             return [(split_port(p), "", f"port {p} (Host mode)") for p in spec.exposed_ports]
         return [((b.host_port, protocol(b.container_port)), b.host_ip, f"port {b.host_port} (Bridge mode)")
                 for b in spec.port_bindings if b.host_port]
+
+    def signature(self, spec: ContainerSpec) -> Hashable:
+        return tuple(self._requests(spec))
 
     def describe(self, spec: ContainerSpec) -> list[str]:
         return [description for _, _, description in self._requests(spec)]
@@ -126,6 +136,9 @@ class ContainerSlotsFilter(Filter):
 
     name = "containerslots"
 
+    def signature(self, spec: ContainerSpec) -> Hashable:
+        return ()
+
     def describe(self, spec: ContainerSpec) -> list[str]:
         return ["available container slots"]
 
@@ -150,6 +163,9 @@ class DependencyFilter(Filter):
             deps.append((f"--net={spec.network_mode}", spec.network_mode.partition(":")[2]))
         return deps
 
+    def signature(self, spec: ContainerSpec) -> Hashable:
+        return tuple(self._targets(spec))
+
     def describe(self, spec: ContainerSpec) -> list[str]:
         return [description for description, _ in self._targets(spec)]
 
@@ -166,6 +182,9 @@ class AffinityFilter(Filter):
     """Affinities: `container` (IDs, names), `image` (IDs, tags, repos), else a container label."""
 
     name = "affinity"
+
+    def signature(self, spec: ContainerSpec) -> Hashable:
+        return tuple(str(e) for e in spec.affinities)
 
     def describe(self, spec: ContainerSpec) -> list[str]:
         return [f"{e.key}{e.operator}{e.value} (soft={str(e.soft).lower()})" for e in spec.affinities]
@@ -190,6 +209,9 @@ class ConstraintFilter(Filter):
     """Constraints: `node` matches the node name or ID, any other key the node label."""
 
     name = "constraint"
+
+    def signature(self, spec: ContainerSpec) -> Hashable:
+        return tuple(str(e) for e in spec.constraints)
 
     def describe(self, spec: ContainerSpec) -> list[str]:
         return [f"{e.key}{e.operator}{e.value}" for e in spec.constraints]
@@ -223,6 +245,9 @@ class NetworkFilter(Filter):
     its node only, a cluster-wide one on the nodes that reach it."""
 
     name = "network"
+
+    def signature(self, spec: ContainerSpec) -> Hashable:
+        return spec.networks
 
     def describe(self, spec: ContainerSpec) -> list[str]:
         return [f"network {ref}" for ref in spec.networks]

@@ -1,6 +1,7 @@
 """The scheduler: filters in order, then a strategy; or a no-fit error that explains itself."""
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from typing import Collection, Mapping, Sequence
@@ -17,6 +18,8 @@ NO_ACTIVE_NODE = "No active node available in the cluster (docker node update --
 UNSATISFIED = "Unable to find a node that satisfies the following conditions "  # sic, trailing space
 NO_RESOURCES = "no resources available to schedule container"
 NODES_SHOWN = 10
+UNFIT = (math.inf,)  # the sort key of a node that cannot take the container: after every other
+MEMO_SIGNATURES = 16  # specs whose node keys `choose` keeps
 
 
 class Scheduler:
@@ -37,6 +40,7 @@ class Scheduler:
         self._strategy = STRATEGIES[strategy]
         self._capacity = Capacity(overcommit)
         self._rng = rng or random.Random()
+        self._memo: dict[tuple, tuple[tuple[Node, ...], list[tuple]]] = {}  # see choose()
 
     @property
     def filter_names(self) -> list[str]:
@@ -63,12 +67,54 @@ class Scheduler:
 
     def choose(self, spec: ContainerSpec, nodes: Sequence[Node], avoid: Collection[str] = ()) -> Node | None:
         """The node `rank` would put first, leaving out the node IDs in `avoid` (None when every node
-        that can take `spec` is in it); raises NoFit as `rank` does. One pass instead of a sort:
-        what a placement at thousands of nodes needs."""
-        scored = self._scored(spec, nodes)
+        that can take `spec` is in it); raises NoFit as `rank` does.
+
+        What a placement among thousands of nodes needs: no sort, and each node's sort key is kept
+        for specs the filters read alike (Filter.signature), so that the next placement, after which
+        one node's snapshot is a new object, tests and scores that node alone."""
+        keys = self._keys(spec, nodes)
+        if spec.has_soft_rules and min(keys, default=UNFIT) == UNFIT:
+            keys = self._keys(spec.hard_only(), nodes)
+        if min(keys, default=UNFIT) == UNFIT:
+            self._scored(spec, nodes)  # raises the NoFit that says why
         if avoid:
-            scored = [sn for sn in scored if sn[1].id not in avoid]
-        return self._strategy.best(scored, self._rng) if scored else None
+            keys = [UNFIT if node.id in avoid else key for node, key in zip(nodes, keys)]
+        low = min(keys, default=UNFIT)
+        if low == UNFIT:
+            return None
+        ties = [i for i, key in enumerate(keys) if key == low]
+        return nodes[ties[int(self._rng.random() * len(ties))]]
+
+    def _keys(self, spec: ContainerSpec, nodes: Sequence[Node]) -> list[tuple]:
+        """The strategy's key of each node for `spec` (UNFIT where it cannot take it), reusing the
+        keys of the last call with the same signature for the node objects found again in place."""
+        signature = (tuple(f.signature(spec) for f in self._filters), spec.cpus, spec.memory)
+        last = self._memo.pop(signature, None)
+        if last is None or len(last[0]) != len(nodes):
+            keys = self._keys_now(spec, nodes)
+        else:
+            before, keys = last
+            changed = [i for i, (node, old) in enumerate(zip(nodes, before)) if node is not old]
+            if len(changed) > len(nodes) // 4:
+                keys = self._keys_now(spec, nodes)
+            elif changed:
+                keys = list(keys)
+                for i, key in zip(changed, self._keys_now(spec, [nodes[i] for i in changed])):
+                    keys[i] = key
+        self._memo[signature] = (tuple(nodes), keys)
+        while len(self._memo) > MEMO_SIGNATURES:
+            del self._memo[next(iter(self._memo))]
+        return keys
+
+    def _keys_now(self, spec: ContainerSpec, nodes: Sequence[Node]) -> list[tuple]:
+        candidates = [n for n in nodes if n.availability == "active"]
+        for f in self._filters:
+            if not candidates:
+                break
+            candidates = f.select(spec, candidates)
+        scored = self._capacity.score(spec, candidates)[0] if candidates else []
+        by_node = {id(node): key for (_, node), key in zip(scored, self._strategy.keys(scored))}
+        return [by_node.get(id(node), UNFIT) for node in nodes]
 
     def _scored(self, spec: ContainerSpec, nodes: Sequence[Node]) -> list[tuple[float, Node]]:
         if not nodes:

@@ -88,16 +88,18 @@ def _bytes(n: float) -> str:
 
 
 class Strategy:
-    """Orders scored nodes best first."""
+    """Orders scored nodes best first: by `keys` (lowest first), remaining ties at random."""
 
     name: str
 
-    def order(self, scored: list[tuple[float, Node]], rng: random.Random) -> list[Node]:
+    def keys(self, scored: list[tuple[float, Node]]) -> list[tuple]:
+        """The sort key of each (score, node)."""
         raise NotImplementedError
 
-    def best(self, scored: list[tuple[float, Node]], rng: random.Random) -> Node:
-        """The node `order` would put first (`scored` is not empty), in one pass."""
-        raise NotImplementedError
+    def order(self, scored: list[tuple[float, Node]], rng: random.Random) -> list[Node]:
+        keys, rand = self.keys(scored), rng.random
+        order = sorted(range(len(scored)), key=lambda i: (keys[i], rand()))
+        return [scored[i][1] for i in order]
 
 
 class Weighted(Strategy):
@@ -108,17 +110,9 @@ class Weighted(Strategy):
     def __init__(self, name: str, direction: int) -> None:
         self.name, self.direction = name, direction
 
-    def order(self, scored: list[tuple[float, Node]], rng: random.Random) -> list[Node]:
-        d, rand = self.direction, rng.random
-        scored.sort(key=lambda sn: (d * sn[0] - 10 * sn[1].health, d * len(sn[1].containers), rand()))
-        return [node for _, node in scored]
-
-    def best(self, scored: list[tuple[float, Node]], rng: random.Random) -> Node:
+    def keys(self, scored: list[tuple[float, Node]]) -> list[tuple]:
         d = self.direction
-        keys = [(d * score - 10 * node.health, d * len(node.containers)) for score, node in scored]
-        low = min(keys)
-        ties = [i for i, key in enumerate(keys) if key == low]
-        return scored[ties[int(rng.random() * len(ties))]][1]
+        return [(d * score - 10 * node.health, d * len(node.containers)) for score, node in scored]
 
 
 class RandomStrategy(Strategy):
@@ -126,13 +120,8 @@ class RandomStrategy(Strategy):
 
     name = "random"
 
-    def order(self, scored: list[tuple[float, Node]], rng: random.Random) -> list[Node]:
-        nodes = [node for _, node in scored]
-        rng.shuffle(nodes)
-        return nodes
-
-    def best(self, scored: list[tuple[float, Node]], rng: random.Random) -> Node:
-        return scored[int(rng.random() * len(scored))][1]
+    def keys(self, scored: list[tuple[float, Node]]) -> list[tuple]:
+        return [(0,)] * len(scored)
 
 
 _BINPACK = Weighted("binpack", -1)

@@ -49,6 +49,17 @@ async def stream_json(request: web.Request, chunks: Iterator[bytes]) -> web.Stre
     return resp
 
 
+async def parts_response(request: web.Request, parts: list[bytes]) -> web.StreamResponse:
+    """A JSON answer of known length written part by part (its parts are never joined)."""
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.content_length = sum(len(part) for part in parts)
+    await resp.prepare(request)
+    for part in parts:
+        await resp.write(part)
+    await resp.write_eof()
+    return resp
+
+
 def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not valid JSON")
 

@@ -245,7 +245,7 @@ def role_rows(leadership: Election | Solo) -> list[list[str]]:
     return [["Role", "replica"], ["Primary", leadership.primary or ""]]
 
 
-def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = False) -> bytes:
+def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = False) -> list[bytes]:
     """`GET /info` (JSON): cluster totals and classic Swarm's SystemStatus rows, each node's rows
     encoded once per change of that node, and all of them joined once per change of any node."""
     moves = cluster.state.items("reschedule")
@@ -279,13 +279,14 @@ def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = Fals
     }
     status_json = encode(status)
     head, _, tail = encode(body).partition(b'"SystemStatus":' + status_json)
-    return head + b'"SystemStatus":[' + status_json[1:-1] + nodes.rows + b"]" + tail + b"\n"
+    return [head + b'"SystemStatus":[' + status_json[1:-1], *nodes.rows, b"]" + tail + b"\n"]
 
 
 @dataclass(frozen=True)
 class InfoNodes:
     """What `docker info` says of the nodes: totals, and their SystemStatus rows as JSON list items
-    (each after a comma)."""
+    (each after a comma), in blocks of the rows of INFO_BLOCK nodes (the answer is written block by
+    block: at 5,000 nodes it is megabytes, never joined in one piece)."""
 
     count: int
     total: int
@@ -296,7 +297,7 @@ class InfoNodes:
     cpus: int
     memory: int
     multihost: str
-    rows: bytes
+    rows: tuple[bytes, ...]
 
 
 def _info_nodes(cluster: Cluster, moves: dict[str, dict]) -> InfoNodes:
@@ -311,16 +312,16 @@ def _info_nodes(cluster: Cluster, moves: dict[str, dict]) -> InfoNodes:
     unlisted = {r["from_node"] for r in moves.values()} - {e.id for e in cluster.validated()}
     if unlisted and (waiting := pending_summary(moves, unlisted, named=True)):  # gone, or not answering
         parts.append((b"," + encode(["Rescheduling off nodes not connected", waiting]), ZERO_STATS))
-    return _nodes(cluster, view, [p[0] for p in parts], map(sum, zip(ZERO_STATS, *(p[1] for p in parts))))
+    return _nodes(cluster, view, (b"".join(p[0] for p in parts),), map(sum, zip(ZERO_STATS, *(p[1] for p in parts))))
 
 
-def _nodes(cluster: Cluster, view: OverlayView, rows: list[bytes], totals: Iterable[float]) -> InfoNodes:
+def _nodes(cluster: Cluster, view: OverlayView, rows: tuple[bytes, ...], totals: Iterable[float]) -> InfoNodes:
     total, running, paused, stopped, images, cpus, memory = totals
     return InfoNodes(
         count=len(cluster.engines), total=total, running=running, paused=paused, stopped=stopped,
         images=images, cpus=int(cpus), memory=int(memory),
         multihost=cluster.view("overlay summary", lambda: overlay.summary(view, cluster.validated()), *DOMAINS),
-        rows=b"".join(rows))
+        rows=rows)
 
 
 class InfoMemo:
@@ -334,6 +335,7 @@ class InfoMemo:
         self.view: OverlayView | None = None
         self.place: dict[str, int] = {}  # engine address -> its index in `rows` and `stats`
         self.rows: list[bytes] = []
+        self.blocks: list[bytes] = []  # rows[k * INFO_BLOCK:(k + 1) * INFO_BLOCK] joined
         self.stats: list[tuple] = []
         self.totals = list(ZERO_STATS)
         self.nodes: InfoNodes | None = None
@@ -349,7 +351,10 @@ class InfoMemo:
             parts = [_node_part(cluster, e, view) for e in engines]
             self.rows, self.stats = [p[0] for p in parts], [p[1] for p in parts]
             self.totals = [sum(column) for column in zip(ZERO_STATS, *self.stats)]
+            changed = range(0, len(self.rows), INFO_BLOCK)
+            self.blocks = [b""] * len(changed)
         else:
+            changed = set()
             for engine in set(writers):
                 i = self.place.get(engine.addr)
                 if i is None or engines[i] is not engine:
@@ -357,12 +362,16 @@ class InfoMemo:
                 self.rows[i], stats = _node_part(cluster, engine, view)
                 self.totals = [t - old + new for t, old, new in zip(self.totals, self.stats[i], stats)]
                 self.stats[i] = stats
+                changed.add(i - i % INFO_BLOCK)
+        for start in changed:
+            self.blocks[start // INFO_BLOCK] = b"".join(self.rows[start:start + INFO_BLOCK])
         self.seen = CHANGES.any
-        self.nodes = _nodes(cluster, view, self.rows, self.totals)
+        self.nodes = _nodes(cluster, view, tuple(self.blocks), self.totals)
         return self.nodes
 
 
 ZERO_STATS = (0, 0, 0, 0, 0, 0, 0)
+INFO_BLOCK = 64  # nodes whose `docker info` rows are joined and written together
 
 
 def _node_part(cluster: Cluster, engine: Engine, view: OverlayView) -> tuple[bytes, tuple]:

@@ -9,7 +9,7 @@ from aiohttp import web
 from manager.api import render
 from manager.api.call import Call
 from manager.api.fanout import send_each, successes
-from manager.api.jsonio import encode, json_response, parse_filters, read_model
+from manager.api.jsonio import encode, json_response, parse_filters, parts_response, read_model
 from manager.api.models import AuthBody
 from manager.api.proxy import proxy
 from manager.cluster.engine import Engine
@@ -27,9 +27,9 @@ async def version(call: Call) -> web.Response:
     return json_response(render.version(call.experimental))
 
 
-async def info(call: Call) -> web.Response:
-    return web.Response(body=render.info(call.cluster, render.role_rows(call.leadership), call.experimental),
-                        content_type="application/json")
+async def info(call: Call) -> web.StreamResponse:
+    return await parts_response(call.request, render.info(call.cluster, render.role_rows(call.leadership),
+                                                          call.experimental))
 
 
 async def no_plugin(call: Call) -> web.Response:

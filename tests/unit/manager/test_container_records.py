@@ -130,7 +130,7 @@ def test_info_splices_each_nodes_encoded_rows_into_one_document():
         engines.append(e)
     cluster = Cluster(Scheduler(), EngineOptions())
     cluster.engines = {e.addr: e for e in engines}
-    info = json.loads(render.info(cluster, [["Role", "primary"]]))
+    info = json.loads(b"".join(render.info(cluster, [["Role", "primary"]])))
     rows = info["SystemStatus"]
     assert rows[:2] == [["Role", "primary"], ["Strategy", "spread"]] and ["Nodes", "2"] in rows
     assert [r for r in rows if r[0] == "  └ Status"] == [["  └ Status", "Healthy"]] * 2
@@ -190,7 +190,7 @@ def test_info_ps_order_and_engine_lists_follow_a_change_of_any_one_engine():
     cluster.engines = {e.addr: e for e in engines}
 
     def statuses() -> list[str]:
-        return [r[1] for r in json.loads(render.info(cluster, []))["SystemStatus"] if r[0] == "  └ Status"]
+        return [r[1] for r in json.loads(b"".join(render.info(cluster, [])))["SystemStatus"] if r[0] == "  └ Status"]
 
     assert statuses() == ["Healthy"] * 3 and [e.name for e in cluster.healthy()] == ["node1", "node2", "node3"]
     engines[1].state = "Unhealthy"
@@ -200,19 +200,38 @@ def test_info_ps_order_and_engine_lists_follow_a_change_of_any_one_engine():
     assert [e.name for e in cluster.listed_engines()] == ["node2", "node3", "node9"]
     assert statuses() == ["Unhealthy", "Healthy", "Healthy"]
     engines[2].error = "cut off"
-    assert ["  └ Error", "cut off"] in json.loads(render.info(cluster, []))["SystemStatus"]
+    assert ["  └ Error", "cut off"] in json.loads(b"".join(render.info(cluster, [])))["SystemStatus"]
     assert [c.name for _, c in cluster.newest_first()] == ["c1", "c2", "c3"]
     row = list_row(f"{4:064x}", "c4", "running", "Up 1 second", Created=int(NOW))
     engines[2]._store(row["Id"], from_list_row(row, "node3", engines[2].ip, engines[2].containers.interner, NOW))
     assert [c.name for _, c in cluster.newest_first()] == ["c4", "c1", "c2", "c3"]
-    info = json.loads(render.info(cluster, []))
+    info = json.loads(b"".join(render.info(cluster, [])))
     assert info["Containers"] == 4 and [r[1] for r in info["SystemStatus"] if r[0] == "  └ Containers"] == [
         "1", "2 (2 Running, 0 Paused, 0 Stopped)", "1 (1 Running, 0 Paused, 0 Stopped)"]  # node2, node3, node9
     assert sum(len(n.containers) for n in cluster.nodes()) == 4
     engines[1].error = "gone again"
     for _ in range(CHANGES.LOG):  # more writes than are logged since: info is built whole again
         engines[0].updated_at = NOW
-    assert ["  └ Error", "gone again"] in json.loads(render.info(cluster, []))["SystemStatus"]
+    assert ["  └ Error", "gone again"] in json.loads(b"".join(render.info(cluster, [])))["SystemStatus"]
+
+
+def test_info_rows_come_in_blocks_and_only_a_changed_nodes_block_is_joined_again():
+    engines = []
+    for n in range(1, 2 * render.INFO_BLOCK + 10):
+        e = Engine(f"10.0.{n // 200}.{n % 200}:2375", None, EngineOptions(), notify=lambda *_: None,
+                   is_duplicate=lambda _: None)
+        e.name, e.id, e.state, e.cpus, e.memory = f"node{n}", f"ID{n}|{e.addr}", "Healthy", 2, 2**30
+        engines.append(e)
+    cluster = Cluster(Scheduler(), EngineOptions())
+    cluster.engines = {e.addr: e for e in engines}
+    first = render.info(cluster, [])
+    assert len(first) == 2 + 3  # head, three blocks of node rows, tail
+    engines[render.INFO_BLOCK + 5].error = "cut off"
+    second = render.info(cluster, [])
+    assert second[1] is first[1] and second[3] is first[3] and second[2] != first[2]
+    rows = json.loads(b"".join(second))["SystemStatus"]
+    assert [r[1] for r in rows if r[0] == "  └ Error"] == ["cut off"]
+    assert sum(1 for r in rows if r[0] == "  └ Status") == len(engines)
 
 
 def test_scheduler_snapshots_are_taken_again_only_for_the_engines_that_changed():

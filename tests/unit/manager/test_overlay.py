@@ -165,12 +165,12 @@ def test_kv_members_share_global_networks_and_any_can_create():
 
 
 def test_info_rows_show_the_cluster_and_each_node(cluster):
-    rows = dict(json.loads(info(cluster, [["Role", "primary"]]))["SystemStatus"])
+    rows = dict(json.loads(b"".join(info(cluster, [["Role", "primary"]])))["SystemStatus"])
     assert rows["Multi-host networking"] == "swarm-mode overlay (cluster clu1, 2/3 nodes)"
-    node_rows = [v for k, v in json.loads(info(cluster, []))["SystemStatus"] if k == "  └ Multi-host networking"]
+    node_rows = [v for k, v in json.loads(b"".join(info(cluster, [])))["SystemStatus"] if k == "  └ Multi-host networking"]
     assert node_rows == ["swarm-mode overlay manager (cluster clu1)", "swarm-mode overlay worker (cluster clu1)",
                          "none (not in a swarm-mode cluster, no cluster-store)"]
-    assert json.loads(info(cluster, []))["Swarm"]["LocalNodeState"] == "inactive"
+    assert json.loads(b"".join(info(cluster, [])))["Swarm"]["LocalNodeState"] == "inactive"
 
 
 def test_a_network_create_changes_the_domains_networks_not_the_domains(cluster):

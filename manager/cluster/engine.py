@@ -347,7 +347,7 @@ class Engine(Addressed):
         """Re-inspect one container into the cache (None if it is gone)."""
         status, raw, _ = await self.call_raw("GET", f"/containers/{cid}/json")
         if status == 404:
-            self._store(cid, None)
+            self.forget_container(cid)
             return None
         if status == 200:
             record = self.record_of(json.loads(raw), raw)
@@ -357,8 +357,9 @@ class Engine(Addressed):
         return self.containers.get(cid)
 
     def forget_container(self, cid: str) -> None:
-        """Drop a container from the cache (it was removed)."""
+        """Drop a container from the cache (it was removed); it is no longer waiting for an inspect."""
         self._store(cid, None)
+        self._to_inspect.pop(cid, None)
 
     async def refresh_images(self) -> None:
         """Re-list the engine's images."""
@@ -439,7 +440,6 @@ class Engine(Addressed):
         for cid in list(self.containers):
             if cid not in seen:
                 self.forget_container(cid)
-                self._to_inspect.pop(cid, None)
         now = time.time()
         urgent = []
         for cid, row in seen.items():

@@ -138,6 +138,17 @@ def test_info_splices_each_nodes_encoded_rows_into_one_document():
     assert (info["Containers"], info["ContainersRunning"], info["NCPU"]) == (2, 2, 4)
 
 
+def test_a_listed_container_removed_before_its_inspect_waits_for_none():
+    e = Engine("10.0.0.1:2375", None, EngineOptions(), notify=lambda *_: None, is_duplicate=lambda _: None)
+    e.name, e.id, e.state = "node1", "ID1|10.0.0.1:2375", "Healthy"
+    row = list_row("1" * 64, "gone", "running", "Up 3 minutes")
+    e._store(row["Id"], from_list_row(row, e.name, e.ip, e.containers.interner, NOW))
+    e._to_inspect[row["Id"]] = None
+    assert e.listed_only == 1
+    e.forget_container(row["Id"])  # its destroy event (or a 404 to its inspect)
+    assert e.listed_only == 0 and len(e.containers) == 0  # a placement here inspects nothing first
+
+
 async def test_a_placement_on_an_engine_known_from_its_listing_only_inspects_it_first(monkeypatch):
     """node1 looks empty from its listing, but its container reserves 1.5 GiB: once inspected, a
     1 GiB container goes to node2 instead."""

@@ -686,8 +686,9 @@ class Engine(Addressed):
             if set(due) - {n["Id"] for n in self.networks}:
                 try:
                     await self.refresh_networks()
-                except ApiError as exc:  # the next listing (events stream back, periodic refresh) catches up
-                    log.info("network listing failed addr=%s error=%r", self.addr, exc.message)
+                except (ApiError, ValueError) as exc:  # the refresh loop lists everything at once instead
+                    log.info("network listing failed addr=%s error=%r", self.addr, str(exc))
+                    self._wake.set()
 
     def _emit(self, action: str) -> None:
         now = time.time()

@@ -12,6 +12,7 @@ from manager.cluster.cluster import Cluster
 from manager.cluster.engine import NETWORK_SETTLE, membership_of
 from manager.cluster.options import EngineOptions
 from manager.cluster.overlay import KV, SWARM, Domain, overlay_view, shared_networks
+from manager.errors import ApiError
 from scheduler import ContainerSpec, NoFit, Scheduler
 from tests.unit.manager.test_networks import net
 from tests.unit.manager.test_views import engine
@@ -182,3 +183,15 @@ def test_a_network_create_changes_the_domains_networks_not_the_domains(cluster):
     e2.networks = [*e2.networks, net("st" * 12 + "x", "stale", "swarm", "overlay")]  # gone from the managers
     assert cluster.has_network_named("appnet") and cluster.has_network_named("newnet")
     assert not cluster.has_network_named("stale") and not cluster.has_network_named("nosuch")
+
+
+async def test_a_failed_listing_of_an_unknown_network_has_everything_listed_again(cluster):
+    e1 = cluster.listed_engines()[0]
+
+    async def refused(path: str, **_: object) -> list[dict]:
+        raise ApiError(500, "engine busy")
+
+    e1.get_json = refused
+    await e1._apply(network_event("create", net("u" * 25, "outside", "swarm", "overlay"), "swarm"))
+    await e1._listing_networks  # no exception out of it
+    assert e1._wake.is_set()  # the refresh loop's full listing comes next

@@ -19,6 +19,7 @@ from manager.cluster import images
 from manager.cluster.engine import HEAD_TIMEOUT, Engine, EngineDown
 from manager.cluster.options import EngineOptions
 from manager.errors import ApiError
+from tests.support.standin import serving
 
 
 @pytest.mark.parametrize("path, query, wanted", [
@@ -64,12 +65,8 @@ async def slow_engine():
     app.router.add_get("/v1.41/slow", slow)
     app.router.add_post("/v1.41/upload", upload)
     app.router.add_post("/v1.41/images/create", pull)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"127.0.0.1:{port}"
-    await runner.cleanup()
+    async with serving(app) as addr:
+        yield addr
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from lab.procs import free_port
 from manager.cluster.engine import Engine
 from manager.cluster.options import EngineOptions
+from tests.support.standin import serving
 
 INFO = {"ID": "ABCD:EFGH", "Name": "node1", "NCPU": 2, "MemTotal": 2 << 30, "ServerVersion": "20.10.24",
         "Architecture": "x86_64", "Labels": ["size=xxl"]}
@@ -32,12 +32,8 @@ async def stand_in():
     app = web.Application()
     app.router.add_get("/v1.41/info", info)
     app.router.add_get("/v1.41/version", version)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"127.0.0.1:{port}", asked, info_headers
-    await runner.cleanup()
+    async with serving(app) as addr:
+        yield addr, asked, info_headers
 
 
 async def validated(addr: str) -> Engine:

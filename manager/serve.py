@@ -18,8 +18,10 @@ import discovery
 from discovery.etcd import STATE_DIR, EtcdDiscovery
 from discovery.etcd_store import StoreError
 from manager import heap
+from manager.api import render
 from manager.api.listener import ApiRunner, TlsSite
 from manager.api.routes import build_app
+from manager.cluster.changes import CHANGES
 from manager.cluster.cluster import Cluster
 from manager.cluster.leader import Election, Solo
 from manager.cluster.overlay_join import publish_overlay_join
@@ -29,6 +31,7 @@ from manager.config import ManageConfig, listen_target
 
 log = logging.getLogger("shoal.manage")
 METRICS_ONLY = frozenset({"/metrics"})
+KEEP_UP_EVERY = 1.0  # seconds
 
 
 def run_manager(config: ManageConfig, source: discovery.Discovery) -> int:
@@ -91,6 +94,7 @@ async def _serve(config: ManageConfig, source: discovery.Discovery, state: Clust
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     freezer = asyncio.create_task(heap.keep_frozen())  # first: it sets the collector up
+    warmer = asyncio.create_task(_keep_up(cluster))
     follow = asyncio.create_task(_follow(source, cluster, config.heartbeat))
     publisher = asyncio.create_task(publish_overlay_join(cluster, min(config.heartbeat, 10.0)))
     if isinstance(leadership, Election):
@@ -100,9 +104,9 @@ async def _serve(config: ManageConfig, source: discovery.Discovery, state: Clust
     log.info("shutting down")
     await rescheduler.close()  # before the engines stop: their disconnects are not failures
     await leadership.close()
-    for task in (follow, freezer, publisher):
+    for task in (follow, freezer, warmer, publisher):
         task.cancel()
-    await asyncio.gather(follow, freezer, publisher, return_exceptions=True)
+    await asyncio.gather(follow, freezer, warmer, publisher, return_exceptions=True)
     await runner.cleanup()
     if metrics_runner:
         await metrics_runner.cleanup()
@@ -113,6 +117,24 @@ async def _serve(config: ManageConfig, source: discovery.Discovery, state: Clust
             with contextlib.suppress(OSError):
                 os.unlink(target)
     return 0
+
+
+async def _keep_up(cluster: Cluster, every: float = KEEP_UP_EVERY) -> None:
+    """Every `every` seconds when an engine changed: the scheduler's snapshots and kept keys and the
+    nodes' part of `docker info` brought up to date, a few engines at a time, so that the first
+    placement or `docker info` after a busy spell (a start, thousands of inspects) does not take
+    all 5,000 again."""
+    seen = -1
+    while True:
+        await asyncio.sleep(every)
+        if CHANGES.any == seen:
+            continue
+        seen = CHANGES.any
+        try:
+            cluster.keep_up()
+            render.keep_up(cluster)
+        except Exception:  # a bug must not end the task: the requests do the same work anyway
+            log.exception("keeping views up to date failed")
 
 
 async def _follow(source: discovery.Discovery, cluster: Cluster, retry: float) -> None:

@@ -83,12 +83,17 @@ class Node:
         return sum(c.memory for c in self.containers)
 
     # ---- lazily built indexes (a Node never changes, so each is computed at most once) ----
-    @cached_property
+    @property
     def container_slots(self) -> int | None:
-        """The engine label `containerslots=N`, or None (unlimited) when missing or not an integer."""
+        """The engine label `containerslots=N`, or None (unlimited) when missing or not an integer.
+        Not cached: most nodes have no such label, and a cached property's first read (every node's,
+        after a fleet-wide change) costs more than this."""
+        slots = self.labels.get("containerslots")
+        if slots is None:
+            return None
         try:
-            return int(self.labels["containerslots"])
-        except (KeyError, ValueError):
+            return int(slots)
+        except ValueError:
             return None
 
     @cached_property

@@ -40,7 +40,7 @@ class Scheduler:
         self._strategy = STRATEGIES[strategy]
         self._capacity = Capacity(overcommit)
         self._rng = rng or random.Random()
-        self._memo: dict[tuple, tuple[tuple[Node, ...], list[tuple]]] = {}  # see choose()
+        self._memo: dict[tuple, tuple[ContainerSpec, tuple[Node, ...], list[tuple]]] = {}  # see choose()
 
     @property
     def filter_names(self) -> list[str]:
@@ -90,10 +90,10 @@ class Scheduler:
         keys of the last call with the same signature for the node objects found again in place."""
         signature = (tuple(f.signature(spec) for f in self._filters), spec.cpus, spec.memory)
         last = self._memo.pop(signature, None)
-        if last is None or len(last[0]) != len(nodes):
+        if last is None or len(last[1]) != len(nodes):
             keys = self._keys_now(spec, nodes)
         else:
-            before, keys = last
+            _, before, keys = last
             changed = [i for i, (node, old) in enumerate(zip(nodes, before)) if node is not old]
             if len(changed) > len(nodes) // 4:
                 keys = self._keys_now(spec, nodes)
@@ -101,10 +101,17 @@ class Scheduler:
                 keys = list(keys)
                 for i, key in zip(changed, self._keys_now(spec, [nodes[i] for i in changed])):
                     keys[i] = key
-        self._memo[signature] = (tuple(nodes), keys)
+        self._memo[signature] = (spec, tuple(nodes), keys)
         while len(self._memo) > MEMO_SIGNATURES:
             del self._memo[next(iter(self._memo))]
         return keys
+
+    def keep_up(self, nodes: Sequence[Node]) -> None:
+        """Bring the kept keys of the specs placed lately up to date with `nodes` (what a placement
+        would do first): called often, each call has only a few changed nodes to take again,
+        instead of a placement after a fleet-wide change taking all of them."""
+        for spec, _, _ in list(self._memo.values()):
+            self._keys(spec, nodes)
 
     def _keys_now(self, spec: ContainerSpec, nodes: Sequence[Node]) -> list[tuple]:
         candidates = [n for n in nodes if n.availability == "active"]

@@ -282,6 +282,12 @@ def info(cluster: Cluster, role_rows: list[list[str]], experimental: bool = Fals
     return [head + b'"SystemStatus":[' + status_json[1:-1], *nodes.rows, b"]" + tail + b"\n"]
 
 
+def keep_up(cluster: Cluster) -> None:
+    """Bring the nodes' part of `docker info` up to date (called every second: a few changed
+    engines each time, not all of them at the next `docker info` after a busy spell)."""
+    cluster.view("info", InfoMemo).current(cluster)
+
+
 @dataclass(frozen=True)
 class InfoNodes:
     """What `docker info` says of the nodes: totals, and their SystemStatus rows as JSON list items

@@ -22,7 +22,7 @@ from manager.cluster.events import EventBus
 from manager.cluster.images import image_matches, pull_on
 from manager.cluster.metrics import ClusterCollector
 from manager.cluster.names import plain_name, split_node_ref
-from manager.cluster.networks import ClusterNetwork, cluster_networks, find_network, place_networks
+from manager.cluster.networks import ClusterNetwork, cluster_networks, find_network, network_refs, place_networks
 from manager.cluster.options import EngineOptions
 from manager.cluster.overlay import Domain, OverlayView, overlay_view, shared_networks
 from manager.cluster.placements import PlacementLog
@@ -327,6 +327,11 @@ class Cluster:
             return node_of(engine)
         return node_of(engine, domain.describe(), (networks or self.overlay_networks()).get(domain, frozenset()))
 
+    def keep_up(self) -> None:
+        """Bring the scheduler snapshots, and the node keys the scheduler keeps for the specs placed
+        lately, up to date (called every second: a few changed engines each time)."""
+        self.scheduler.keep_up(self.nodes())
+
     def nodes(self) -> list[Node]:
         """Scheduler snapshots of all validated engines, pending placements included (a shared
         list: never modify it)."""
@@ -400,7 +405,8 @@ class Cluster:
         labels = body.setdefault("Labels", None) or {}
         labels.setdefault(SWARM_ID_LABEL, secrets.token_hex(32))
         body["Labels"] = labels
-        body, networks = place_networks(self.networks(), body)
+        # the cluster's networks only when the body names some (rebuilt after any engine's list changed)
+        body, networks = place_networks(self.networks() if network_refs(body) else (), body)
         spec = dataclasses.replace(ContainerSpec.from_create_body(body, name), networks=networks)
         spec = self._by_image_id(spec)
         failed: list[CreateFailed] = []

@@ -142,3 +142,17 @@ def test_choose_leaves_out_the_nodes_to_avoid():
     assert scheduler.choose(make_spec(), nodes, avoid={"id-n0", "id-n1", "id-n2"}) is None
     with pytest.raises(NoFit):  # no node fits at all: the no-fit error, as rank raises it
         scheduler.choose(make_spec(host={"Memory": 64 * GIB}), nodes)
+
+
+def test_keep_up_takes_the_changed_nodes_again_before_the_next_placement(monkeypatch):
+    scheduler = Scheduler(rng=random.Random(0))
+    nodes = equal_nodes(1, 2, 3, 3, 3, 3, 3, 3)
+    spec = make_spec("constraint:zone!=x")
+    assert scheduler.choose(spec, nodes).name == "n0"
+    taken: list[int] = []
+    keys_now = scheduler._keys_now
+    monkeypatch.setattr(scheduler, "_keys_now", lambda s, n: taken.append(len(n)) or keys_now(s, n))
+    nodes = [make_node("n0", containers=busy(5), cpus=4, memory=4 * GIB), *nodes[1:]]
+    scheduler.keep_up(nodes)
+    assert taken == [1]  # the one changed node, for the one spec placed so far
+    assert scheduler.choose(spec, nodes).name == "n1" and taken == [1]  # nothing left to take again

@@ -2,8 +2,9 @@
 
     python -m bench.scale [--nodes 1000] [--containers 30] [--classic ../shared/anchors/swarm-1.2.9]
 
-Starts the shared simulated fleet (`shared/tools/simfleet.py`: N fake engines on 127.0.0.1, for
-numbers only), then each manager fresh on it, one after the other: the time from its start until
+Starts the shared simulated fleet (`shared/tools/simfleet.py`, through bench.quiet_fleet: its
+garbage collector off; N fake engines on 127.0.0.1, for numbers only), then each manager fresh on
+it, one after the other: the time from its start until
 `/info` shows all N engines Healthy, and until it has settled (under 25 % of a core for 2 s: the
 work its start left is done); then `shared/tools/fleetbench.py` (sequential keep-alive calls:
 `info`, `ps -a`, create+start, `rm -f`); `docker ps` (running only) timed the same way; its RSS after
@@ -233,10 +234,10 @@ def _measure(figures: Figures, proc: Proc, url: str, began: float, tools: Path, 
 
 def start_fleet(tools: Path, args: argparse.Namespace, workdir: Path) -> Proc:
     addrs = workdir / "addrs.txt"
-    proc = spawn([sys.executable, str(tools / "simfleet.py"), "--nodes", str(args.nodes),
+    proc = spawn([sys.executable, "-m", "bench.quiet_fleet", str(tools / "simfleet.py"), "--nodes", str(args.nodes),
                   "--containers-per-node", str(args.containers), "--base-port", str(args.base_port),
                   "--labels", "size=small", "--label-every", "node%10==0:size=xxl",
-                  "--addrs-file", str(addrs)], workdir / "simfleet.log")
+                  "--addrs-file", str(addrs)], workdir / "simfleet.log", cwd=REPO)
     wait_until(lambda: "READY" in (workdir / "simfleet.log").read_text(errors="replace"),
                timeout=60 + args.nodes / 20, what="simfleet", proc=proc)
     return proc

@@ -73,15 +73,17 @@ class Scheduler:
         for specs the filters read alike (Filter.signature), so that the next placement, after which
         one node's snapshot is a new object, tests and scores that node alone."""
         keys = self._keys(spec, nodes)
-        if spec.has_soft_rules and min(keys, default=UNFIT) == UNFIT:
+        low = min(keys, default=UNFIT)
+        if low == UNFIT and spec.has_soft_rules:
             keys = self._keys(spec.hard_only(), nodes)
-        if min(keys, default=UNFIT) == UNFIT:
+            low = min(keys, default=UNFIT)
+        if low == UNFIT:
             self._scored(spec, nodes)  # raises the NoFit that says why
         if avoid:
             keys = [UNFIT if node.id in avoid else key for node, key in zip(nodes, keys)]
-        low = min(keys, default=UNFIT)
-        if low == UNFIT:
-            return None
+            low = min(keys, default=UNFIT)
+            if low == UNFIT:
+                return None
         ties = [i for i, key in enumerate(keys) if key == low]
         return nodes[ties[int(self._rng.random() * len(ties))]]
 
@@ -114,11 +116,7 @@ class Scheduler:
             self._keys(spec, nodes)
 
     def _keys_now(self, spec: ContainerSpec, nodes: Sequence[Node]) -> list[tuple]:
-        candidates = [n for n in nodes if n.availability == "active"]
-        for f in self._filters:
-            if not candidates:
-                break
-            candidates = f.select(spec, candidates)
+        candidates = self._filtered(spec, _active(nodes))[0]
         scored = self._capacity.score(spec, candidates)[0] if candidates else []
         by_node = {id(node): key for (_, node), key in zip(scored, self._strategy.keys(scored))}
         return [by_node.get(id(node), UNFIT) for node in nodes]
@@ -126,7 +124,7 @@ class Scheduler:
     def _scored(self, spec: ContainerSpec, nodes: Sequence[Node]) -> list[tuple[float, Node]]:
         if not nodes:
             raise NoFit(NO_NODES)
-        active = [n for n in nodes if n.availability == "active"]
+        active = _active(nodes)
         if not active:
             raise _explain(NO_ACTIVE_NODE, "availability", nodes,
                            {n.id: Reason(f"node is {n.availability}") for n in nodes})
@@ -139,15 +137,23 @@ class Scheduler:
 
     def _score(self, spec: ContainerSpec, nodes: Sequence[Node]) -> list[tuple[float, Node]]:
         """(score, node) for every node that passes the filters and has room."""
-        candidates = list(nodes)
-        for position, f in enumerate(self._filters):
-            candidates = f.select(spec, candidates)
-            if not candidates:
-                raise self._no_fit(spec, nodes, self._filters[:position + 1])
+        candidates, ran = self._filtered(spec, nodes)
+        if not candidates:
+            raise self._no_fit(spec, nodes, self._filters[:ran])
         scored, shortages = self._capacity.score(spec, candidates)
         if not scored:
             raise self._no_fit(spec, nodes, self._filters, shortages)
         return scored
+
+    def _filtered(self, spec: ContainerSpec, nodes: Sequence[Node]) -> tuple[list[Node], int]:
+        """The nodes every filter keeps, in order, and how many filters ran: all of them, or up to
+        the one that left none."""
+        candidates = list(nodes)
+        for position, f in enumerate(self._filters):
+            candidates = f.select(spec, candidates)
+            if not candidates:
+                return [], position + 1
+        return candidates, len(self._filters)
 
     def _no_fit(self, spec: ContainerSpec, nodes: Sequence[Node], filters: Sequence[Filter],
                 shortages: Mapping[str, Reason] | None = None) -> NoFit:
@@ -164,6 +170,11 @@ class Scheduler:
         conditions = (f.describe(spec) for f in filters)
         header = UNSATISFIED + "".join(f"\n[{' '.join(c)}]" for c in conditions if c)
         return _explain(header, filters[-1].name, nodes, rejected)
+
+
+def _active(nodes: Sequence[Node]) -> list[Node]:
+    """The nodes that take new containers (not paused or drained)."""
+    return [n for n in nodes if n.availability == "active"]
 
 
 def _explain(header: str, rule: str, nodes: Sequence[Node], rejected: Mapping[str, Reason]) -> NoFit:

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator
 from manager.api.jsonio import encode, list_chunks, parse_filters
 from manager.cluster.cluster import DOMAINS, Cluster
 from manager.cluster import overlay
-from manager.cluster.changes import CHANGES
+from manager.cluster.changes import PerEngine
 from manager.cluster.containers import UNSPECIFIED_IPS, Container, State
 from manager.cluster.engine import PENDING, Engine
 from manager.cluster.leader import Election, Solo
@@ -336,42 +336,28 @@ class InfoMemo:
     order of the engines or the overlay view changed, or too much happened since."""
 
     def __init__(self) -> None:
-        self.seen = -1  # CHANGES.any when last brought up to date
-        self.order: list[Engine] | None = None
-        self.view: OverlayView | None = None
-        self.place: dict[str, int] = {}  # engine address -> its index in `rows` and `stats`
-        self.rows: list[bytes] = []
-        self.blocks: list[bytes] = []  # rows[k * INFO_BLOCK:(k + 1) * INFO_BLOCK] joined
-        self.stats: list[tuple] = []
+        self.parts: PerEngine[tuple[bytes, tuple]] = PerEngine()  # each engine's rows and stats
+        self.blocks: list[bytes] = []  # the rows of parts[k * INFO_BLOCK:(k + 1) * INFO_BLOCK] joined
         self.totals = list(ZERO_STATS)
         self.nodes: InfoNodes | None = None
 
     def current(self, cluster: Cluster) -> InfoNodes:
         engines, view = cluster.listed_engines(), cluster.overlay()
-        writers = CHANGES.writers_since(self.seen)
-        if self.nodes is not None and writers == () and engines is self.order and view is self.view:
+        changed = self.parts.update(engines, (view,), lambda e: _node_part(cluster, e, view))
+        parts = self.parts.values
+        if changed is None:
+            self.totals = [sum(column) for column in zip(ZERO_STATS, *(stats for _, stats in parts))]
+            starts: Iterable[int] = range(0, len(parts), INFO_BLOCK)
+            self.blocks = [b""] * len(starts)
+        elif not changed and self.nodes is not None:
             return self.nodes
-        if writers is None or engines is not self.order or view is not self.view:
-            self.order, self.view = engines, view
-            self.place = {e.addr: i for i, e in enumerate(engines)}
-            parts = [_node_part(cluster, e, view) for e in engines]
-            self.rows, self.stats = [p[0] for p in parts], [p[1] for p in parts]
-            self.totals = [sum(column) for column in zip(ZERO_STATS, *self.stats)]
-            changed = range(0, len(self.rows), INFO_BLOCK)
-            self.blocks = [b""] * len(changed)
         else:
-            changed = set()
-            for engine in set(writers):
-                i = self.place.get(engine.addr)
-                if i is None or engines[i] is not engine:
-                    continue
-                self.rows[i], stats = _node_part(cluster, engine, view)
-                self.totals = [t - old + new for t, old, new in zip(self.totals, self.stats[i], stats)]
-                self.stats[i] = stats
-                changed.add(i - i % INFO_BLOCK)
-        for start in changed:
-            self.blocks[start // INFO_BLOCK] = b"".join(self.rows[start:start + INFO_BLOCK])
-        self.seen = CHANGES.any
+            starts = set()
+            for i, (_, old_stats) in changed:
+                self.totals = [t - old + new for t, old, new in zip(self.totals, old_stats, parts[i][1])]
+                starts.add(i - i % INFO_BLOCK)
+        for start in starts:
+            self.blocks[start // INFO_BLOCK] = b"".join(row for row, _ in parts[start:start + INFO_BLOCK])
         self.nodes = _nodes(cluster, view, tuple(self.blocks), self.totals)
         return self.nodes
 

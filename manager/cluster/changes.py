@@ -4,7 +4,9 @@ integers instead of by a walk over thousands of engines, and rebuilt only after 
 from __future__ import annotations
 
 from collections import Counter, deque
-from typing import Any, Iterable
+from typing import Any, Callable, Generic, Iterable, TypeVar
+
+T = TypeVar("T")
 
 # The Engine attributes whose writes are counted (`generation` stands for all of its cache and health).
 WATCHED = frozenset({"id", "name", "state", "error", "updated_at", "availability", "generation", "networks",
@@ -46,3 +48,34 @@ class Changes:
 
 
 CHANGES = Changes()
+
+
+class PerEngine(Generic[T]):
+    """One value for each engine of a list (`values[i]` for the i-th), taken again only for the
+    engines that wrote since the last `update` while the list and the context the values depend on
+    stay the same objects; all of them otherwise, or when more was written than CHANGES logs."""
+
+    def __init__(self) -> None:
+        self.values: list[T] = []
+        self.index: dict[str, int] = {}  # engine address -> its place in `values`
+        self._basis: tuple = ()  # the engines and the context of the last update (kept alive)
+        self._seen = -1  # CHANGES.any at the last update
+
+    def update(self, engines: list, context: tuple, take: Callable[[Any], T]) -> list[tuple[int, T]] | None:
+        """Bring `values` up to date with `engines`: the (place, old value) of each value taken
+        again, or None when all of them were."""
+        seen, basis = CHANGES.any, (engines, *context)
+        same = len(basis) == len(self._basis) and all(a is b for a, b in zip(basis, self._basis))
+        writers = CHANGES.writers_since(self._seen) if same else None
+        self._seen = seen
+        if writers is None:
+            self._basis, self.index = basis, {e.addr: i for i, e in enumerate(engines)}
+            self.values = [take(e) for e in engines]
+            return None
+        changed = []
+        for engine in set(writers):
+            i = self.index.get(engine.addr)
+            if i is not None and engines[i] is engine:
+                changed.append((i, self.values[i]))
+                self.values[i] = take(engine)
+        return changed

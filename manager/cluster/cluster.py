@@ -15,7 +15,7 @@ import aiohttp
 
 from discovery.etcd_store import Fence, StoreError
 from manager.cluster.builds import BuildSessions
-from manager.cluster.changes import CHANGES
+from manager.cluster.changes import CHANGES, PerEngine
 from manager.cluster.containers import NAMES_SEEN, Container
 from manager.cluster.engine import ENGINE_STATES, HEALTHY, PENDING, Engine
 from manager.cluster.events import EventBus
@@ -99,8 +99,7 @@ class Cluster:
         self._id_owners: dict[str, Engine] = {}  # Docker engine ID -> the engine that has it
         self._members = 0  # counts the membership changes
         self._views: dict[str, tuple[tuple, Any]] = {}
-        # (validated engines, overlay view, its networks, CHANGES.any, snapshots, index) of the last _snapshots()
-        self._last_snapshots: tuple[list[Engine], OverlayView, dict, int, list[Node], dict[str, int]] | None = None
+        self._snapshot_list: PerEngine[Node] = PerEngine()  # what _snapshots() built last
 
     async def start(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -350,25 +349,11 @@ class Cluster:
         return result or snapshots
 
     def _snapshots(self) -> tuple[list[Node], dict[str, int]]:
-        """Every validated engine's snapshot, and the place of each engine's in that list. While the
-        validated engines, the overlay view and the cluster-wide networks stay the same objects, only
-        the snapshots of the engines that wrote since the last build are taken again (a create
-        changes one of them)."""
-        view, networks, engines, seen = self.overlay(), self.overlay_networks(), self.validated(), CHANGES.any
-        last = self._last_snapshots
-        same = last is not None and last[0] is engines and last[1] is view and last[2] is networks
-        writers = CHANGES.writers_since(last[3]) if same else None
-        if writers is None:
-            index = {e.addr: i for i, e in enumerate(engines)}
-            snapshots = [self.node(e, view, networks) for e in engines]
-        else:
-            snapshots, index = list(last[4]), last[5]
-            for engine in set(writers):
-                i = index.get(engine.addr)
-                if i is not None and engines[i] is engine:
-                    snapshots[i] = self.node(engine, view, networks)
-        self._last_snapshots = (engines, view, networks, seen, snapshots, index)
-        return snapshots, index
+        """Every validated engine's snapshot, and the place of each engine's in that list; only the
+        engines that wrote since the last build are taken again (a create changes one of them)."""
+        view, networks = self.overlay(), self.overlay_networks()
+        self._snapshot_list.update(self.validated(), (view, networks), lambda e: self.node(e, view, networks))
+        return list(self._snapshot_list.values), self._snapshot_list.index
 
     def best_engine(self, spec: ContainerSpec, kind: str = "container", avoid: Iterable[str] = ()) -> Engine:
         """The engine the scheduler ranks first for `spec` (a container, or what `kind` says: a

@@ -1,11 +1,12 @@
-"""`shoal lab up | down | status | image`: the lab from the command line."""
+"""`shoal lab up | down | status | image`: the lab from the command line.
+
+The commands import what builds the lab when they run: `shoal manage` and `shoal join` start
+without loading it."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from lab.image import build_and_push
-from lab.lifecycle import down, status, up
 from lab.overlay import MODES as OVERLAY_MODES
 from lab.procs import LabError, progress
 from lab.state import DEFAULT_ROOT, LabSpec, load
@@ -22,6 +23,8 @@ def _node_label(text: str) -> tuple[str, str, str]:
 
 def _cmd_up(args: argparse.Namespace) -> int:
     """`lab up`: build the lab and print how to reach it."""
+    from lab.lifecycle import up
+
     labels: dict[str, dict[str, str]] = {}
     for node, key, value in args.label:
         labels.setdefault(node, {})[key] = value
@@ -51,12 +54,16 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 def _cmd_down(args: argparse.Namespace) -> int:
     """`lab down`: tear the lab down."""
+    from lab.lifecycle import down
+
     down(args.name, args.dir)
     return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
     """`lab status`: one line per component; exit 1 unless all answer."""
+    from lab.lifecycle import status
+
     rows = status(args.name, args.dir)
     if rows is None:
         print(f"lab {args.name}: not up")
@@ -68,6 +75,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_image(args: argparse.Namespace) -> int:
     """`lab image`: build Shoal's image offline on node1 and push it to the lab registry."""
+    from lab.image import build_and_push
+
     state = load(args.name, args.dir)
     if state is None or not state.registry:
         progress("failed", lab=args.name, error="needs a lab that is up with --registry")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Protocol, TypeVar
 
 import aiohttp
+import orjson
 
 from manager.cluster.changes import CHANGES, WATCHED
 from manager.cluster.containers import Container, ContainerCache, from_inspect, from_list_row
@@ -178,6 +179,7 @@ class Engine(Addressed):
         self._to_inspect: dict[str, None] = {}  # container IDs known from a listing only
         self._inspecting: asyncio.Task | None = None
         self._live = False  # the events stream has been open since the last listing
+        self._first_listing_done: Callable[[], None] = lambda: None  # see _run
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -191,6 +193,7 @@ class Engine(Addressed):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._first_listing_done()
         was = self.state
         self.state = DISCONNECTED
         if was != DISCONNECTED:
@@ -350,7 +353,7 @@ class Engine(Addressed):
             self.forget_container(cid)
             return None
         if status == 200:
-            record = self.record_of(json.loads(raw), raw)
+            record = self.record_of(orjson.loads(raw), raw)
             self._store(record.id, record)
             self._to_inspect.pop(record.id, None)
             return record
@@ -499,12 +502,16 @@ class Engine(Addressed):
     async def _run(self) -> None:
         delay = 1.0
         while True:
+            # From each try until the first listing, background inspects (of every engine) wait:
+            # after a start, all engines list (and turn Healthy) first.
+            self._first_listing_done = LISTINGS.expect()
             try:
                 if await self._validate():
                     break
             except Exception as exc:  # a strange answer (or a bug) must not leave it stuck
                 log.exception("validation error addr=%s", self.addr)
                 self.error = f"validation failed: {exc!r}"
+            self._first_listing_done()
             await asyncio.sleep(delay + random.random())
             delay = min(delay * 2, 30.0)
         self._tasks.append(asyncio.create_task(self._follow_events(), name=f"events {self.addr}"))
@@ -564,12 +571,15 @@ class Engine(Addressed):
                     EVENT_STREAM_RECONNECTS.labels(self.label).inc()
                 opened = True
                 async with resp:
-                    await self.refresh_all()
+                    try:
+                        await self.refresh_all()
+                    finally:
+                        self._first_listing_done()
                     self._live = True
                     self._become_healthy()
                     async for line in resp.content:
                         if line.strip():
-                            await self._apply(json.loads(line))
+                            await self._apply(orjson.loads(line))
                 log.info("events stream ended addr=%s node=%s", self.addr, self.name)
             except (ApiError, *CONNECTION_ERRORS, ValueError) as exc:
                 if not isinstance(exc, EngineDown):
@@ -578,6 +588,7 @@ class Engine(Addressed):
             except Exception:  # a bug must not end the engine's event loop for good
                 log.exception("events loop error addr=%s node=%s", self.addr, self.name)
             self._live = False
+            self._first_listing_done()  # the events stream did not open
             await self._probe_until_up()
 
     async def _probe_until_up(self) -> None:
@@ -730,7 +741,7 @@ async def _then(chunks: Any, done: Callable[[], None]) -> Any:
 def _decoded(raw: bytes, headers: Mapping[str, str]) -> Any:
     """An answer's body: decoded JSON when it is JSON, else its text."""
     if raw and "json" in headers.get("Content-Type", ""):
-        return json.loads(raw)
+        return orjson.loads(raw)
     return raw.decode(errors="replace")
 
 

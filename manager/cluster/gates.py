@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 
 class Foreground:
@@ -19,15 +19,33 @@ class Foreground:
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
-        self._busy += 1
-        self._idle.clear()
+        self._enter()
         try:
             async with self._gate:
                 yield
         finally:
-            self._busy -= 1
-            if not self._busy:
-                self._idle.set()
+            self._leave()
+
+    def expect(self) -> Callable[[], None]:
+        """Foreground work on its way (an engine from its validation to its first listing): `quiet()`
+        waits for it too, until the function returned is called (calls after the first do nothing)."""
+        self._enter()
+        pending = [True]
+
+        def done() -> None:
+            if pending:
+                pending.clear()
+                self._leave()
+        return done
+
+    def _enter(self) -> None:
+        self._busy += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self._busy -= 1
+        if not self._busy:
+            self._idle.set()
 
     async def quiet(self) -> None:
         """Until no foreground work is running or waiting."""

@@ -134,6 +134,16 @@ def test_the_console_script_checks_flags_before_loading_what_serves():
     assert loaded.stdout == "[]\n"
 
 
+def test_a_manager_loads_neither_the_lab_nor_an_etcd_client_it_does_not_use():
+    """`shoal manage` with nodes:// or file:// discovery starts without etcd3aio and gRPC (about
+    90 ms), and no command but `shoal lab` loads what builds a lab."""
+    code = ("import sys, shoal.cli, manager.serve; from discovery import from_url; from_url('nodes://127.0.0.1:1'); "
+            "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in ('etcd3aio', 'grpc')} | "
+            "{m for m in sys.modules if m in ('lab.lifecycle', 'lab.image')}))")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout == "[]\n"
+
+
 @pytest.mark.parametrize("handler", HANDLERS)
 def test_a_handler_imports_neither_the_routes_nor_another_handler(handler):
     assert handler in GRAPH

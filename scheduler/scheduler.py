@@ -118,7 +118,10 @@ class Scheduler:
     def _keys_now(self, spec: ContainerSpec, nodes: Sequence[Node]) -> list[tuple]:
         candidates = self._filtered(spec, _active(nodes))[0]
         scored = self._capacity.score(spec, candidates)[0] if candidates else []
-        by_node = {id(node): key for (_, node), key in zip(scored, self._strategy.keys(scored))}
+        keys = self._strategy.keys(scored)
+        if len(scored) == len(nodes):  # every node can take it (the usual case): keys in node order
+            return keys
+        by_node = {id(node): key for (_, node), key in zip(scored, keys)}
         return [by_node.get(id(node), UNFIT) for node in nodes]
 
     def _scored(self, spec: ContainerSpec, nodes: Sequence[Node]) -> list[tuple[float, Node]]:

@@ -10,10 +10,12 @@ import ssl
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Protocol, TypeVar
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import orjson
 
+from manager.cluster.calls import BodyLost, Calls
 from manager.cluster.changes import CHANGES, WATCHED
 from manager.cluster.containers import Container, ContainerCache, from_inspect, from_list_row
 from manager.cluster.gates import DETAILS, LISTINGS
@@ -37,7 +39,8 @@ CONNECT_TIMEOUT = 5.0
 # what may rightly stay silent (wait, logs -f, attach, stats, exec start, events, save) nor pulls,
 # whose deadline is --engine-pull-stall-timeout without progress.
 HEAD_TIMEOUT = 120.0
-CALL_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=CONNECT_TIMEOUT)
+CALL_TIMEOUT = 60.0  # a short call's whole answer
+PATH_SAFE = "/:@!$&'()*+,;=%"  # left as they are in a short call's path (as aiohttp/yarl do)
 STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT)
 # Engines and manager share one TLS config (classic Swarm's rule): a mixed fleet is refused per node.
 TLS_FLEET = "a cluster's engines all use TLS, with certificates from the manager's CA, or none does"
@@ -180,6 +183,7 @@ class Engine(Addressed):
         self._inspecting: asyncio.Task | None = None
         self._live = False  # the events stream has been open since the last listing
         self._first_listing_done: Callable[[], None] = lambda: None  # see _run
+        self._calls: Calls | None = None  # made at the first short call
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -194,6 +198,8 @@ class Engine(Addressed):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._first_listing_done()
+        if self._calls is not None:
+            self._calls.close()
         was = self.state
         self.state = DISCONNECTED
         if was != DISCONNECTED:
@@ -274,21 +280,26 @@ class Engine(Addressed):
 
     async def call_raw(self, method: str, path: str, *, params: Any = None, body: Any = None,
                        headers: dict | None = None) -> tuple[int, bytes, Mapping[str, str]]:
-        """A short call: (status, the answer's bytes, its headers)."""
+        """A short call: (status, the answer's bytes, its headers), over manager.cluster.calls.
+        Connection failures and deadlines count against the engine's health and raise EngineDown."""
         data = None
         hdrs = dict(headers or {})
         if body is not None:
             data = json.dumps(body).encode()
             hdrs["Content-Type"] = "application/json"
-        resp = await self.open(method, path, params=params, data=data, headers=hdrs,
-                               timeout=CALL_TIMEOUT)
-        async with resp:
-            try:
-                raw = await resp.read()
-            except CONNECTION_ERRORS as exc:
-                self.record_failure(exc)
-                raise EngineDown(500, f"Lost the connection to {self.label}: {exc}") from exc
-        return resp.status, raw, resp.headers
+        target = quote(self.versioned(path), safe=PATH_SAFE) + (f"?{urlencode(params)}" if params else "")
+        if self._calls is None:
+            host = self.ip[1:-1] if self.ip.startswith("[") else self.ip
+            self._calls = Calls(host, self.port, self.options.tls, CONNECT_TIMEOUT)
+        try:
+            answer = await self._calls.call(method, target, hdrs, data, CALL_TIMEOUT)
+        except BodyLost as exc:
+            self.record_failure(exc)
+            raise EngineDown(500, f"Lost the connection to {self.label}: {exc}") from exc
+        except CONNECTION_ERRORS as exc:
+            raise self.unreachable(exc) from exc
+        self.record_success()
+        return answer
 
     async def get_json(self, path: str, params: Any = None) -> Any:
         """GET that must succeed; anything but 200 raises ApiError with the engine's message."""

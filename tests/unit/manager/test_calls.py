@@ -1,0 +1,129 @@
+"""Short calls to an engine (manager.cluster.calls, Engine.call_raw) against local servers that
+answer with exactly the bytes each test gives: keep-alive reuse, chunked bodies, answers cut
+short, silence, and what is not HTTP."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import pytest
+
+from manager.cluster.calls import BodyLost, Calls
+from manager.cluster.engine import Engine, EngineDown
+from manager.cluster.options import EngineOptions
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def server(handler: Handler) -> AsyncIterator[int]:
+    """A loopback server running `handler` per connection; its port."""
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield srv.sockets[0].getsockname()[1]
+    finally:
+        srv.close()
+        await srv.wait_closed()
+
+
+def answering(*answers: bytes, then_close: bool = False) -> Handler:
+    """Per connection: read a request head (and its body), write the next answer, repeat."""
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answer in answers:
+            head = await reader.readuntil(b"\r\n\r\n")
+            HEADS.append(head)
+            length = [int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")]
+            if length and length[0]:
+                HEADS.append(await reader.readexactly(length[0]))
+            writer.write(answer)
+            await writer.drain()
+        if not then_close:
+            await reader.read()  # wait for the client to close
+    return handler
+
+
+HEADS: list[bytes] = []  # what the servers read: request heads, and bodies after theirs
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\n[]"
+
+
+@pytest.fixture(autouse=True)
+def _clear() -> None:
+    HEADS.clear()
+
+
+async def test_calls_reuse_one_kept_alive_connection_and_send_the_request_as_given():
+    connections = []
+
+    async def counted(reader, writer):
+        connections.append(writer)
+        await answering(OK, OK, OK, OK)(reader, writer)
+
+    async with server(counted) as port:
+        calls = Calls("127.0.0.1", port, None, 5)
+        for _ in range(3):
+            answer = await calls.call("GET", "/v1.41/containers/json?all=1", {}, None, 5)
+            assert (answer.status, answer.body, answer.headers["content-type"]) == (200, b"[]", "application/json")
+        await calls.call("POST", "/v1.41/x", {"Content-Type": "application/json"}, b'{"a":1}', 5)
+        calls.close()
+    assert len(connections) == 1
+    assert HEADS[0].startswith(b"GET /v1.41/containers/json?all=1 HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert b"Content-Length: 7\r\n" in HEADS[-2] and HEADS[-1] == b'{"a":1}'
+
+
+async def test_a_chunked_answer_and_an_answer_without_a_body():
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+               b"3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n")
+    async with server(answering(chunked, b"HTTP/1.1 204 No Content\r\n\r\n")) as port:
+        calls = Calls("127.0.0.1", port, None, 5)
+        assert (await calls.call("GET", "/a", {}, None, 5)).body == b"[1,2]"
+        empty = await calls.call("POST", "/b", {}, None, 5)
+        assert (empty.status, empty.body) == (204, b"")
+        assert b"Content-Length: 0\r\n" in HEADS[-1]
+        calls.close()
+
+
+async def test_an_answer_cut_short_is_a_lost_body_and_the_connection_is_not_kept():
+    cut = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n[1,2"
+    async with server(answering(cut, then_close=True)) as port:
+        calls = Calls("127.0.0.1", port, None, 5)
+        with pytest.raises(BodyLost):
+            await calls.call("GET", "/a", {}, None, 5)
+        assert calls._idle == []
+
+
+async def test_silence_is_a_timeout_and_not_http_is_a_connection_error():
+    async def silent(reader, writer):
+        await reader.read()
+
+    async with server(silent) as port:
+        with pytest.raises(TimeoutError):
+            await Calls("127.0.0.1", port, None, 5).call("GET", "/a", {}, None, 0.2)
+    async with server(answering(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", then_close=True)) as port:
+        with pytest.raises(ConnectionError, match="not HTTP"):
+            await Calls("127.0.0.1", port, None, 5).call("GET", "/a", {}, None, 5)
+
+
+async def test_an_engine_turns_transport_failures_into_engine_down_and_counts_them():
+    cut = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[1"
+    async with aiohttp.ClientSession() as session:
+        async with server(answering(OK, cut, then_close=True)) as port:
+            engine = Engine(f"127.0.0.1:{port}", session, EngineOptions(), lambda e, ev: None, lambda e: None)
+            assert await engine.get_json("/images/json", params={"all": "0", "filters": '{"a b":1}'}) == []
+            assert HEADS[0].startswith(b"GET /v1.41/images/json?all=0&filters=%7B%22a+b%22%3A1%7D HTTP/1.1")
+            with pytest.raises(EngineDown, match="Lost the connection to"):
+                await engine.call("GET", "/containers/json")
+            assert engine.failures == 1
+        with pytest.raises(EngineDown, match=f"Cannot connect to the Docker daemon at tcp://127.0.0.1:{port}"):
+            await engine.call("GET", "/info")
+        assert engine.failures == 2
+        await engine.stop()

@@ -38,6 +38,7 @@ class _Connection(asyncio.Protocol):
         self.reusable = False
         self._answer: asyncio.Future[Answer] | None = None
         self._began = False
+        self._until_eof = False
         self._headers: list[tuple[str, str]] = []
         self._body: list[bytes] = []
 
@@ -45,7 +46,7 @@ class _Connection(asyncio.Protocol):
         """Write `request`; the future of its answer."""
         assert self.transport is not None
         self._answer = asyncio.get_running_loop().create_future()
-        self._began, self.reusable = False, False
+        self._began, self._until_eof, self.reusable = False, False, False
         self._headers, self._body = [], []
         self.transport.write(request)
         return self._answer
@@ -61,6 +62,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if exc is None and self._until_eof:  # an answer without a length ends with its connection
+            self.on_message_complete()
         self._fail(exc or ConnectionResetError("the engine closed the connection"))
 
     def data_received(self, data: bytes) -> None:
@@ -71,9 +74,16 @@ class _Connection(asyncio.Protocol):
             self.close()
 
     # httptools callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
+    def on_status(self, status: bytes) -> None:
         self._began = True
+
+    def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        # e.g. dockerd's HTTP/1.0 "Client sent an HTTP request to an HTTPS server." on a TLS port
+        self._until_eof = not any(name.lower() in ("content-length", "transfer-encoding")
+                                  for name, _ in self._headers)
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)

@@ -92,6 +92,14 @@ async def test_a_chunked_answer_and_an_answer_without_a_body():
         calls.close()
 
 
+async def test_an_answer_without_a_length_ends_with_its_connection():
+    """What dockerd's TLS port answers to plain HTTP: HTTP/1.0, no headers, the text, then close."""
+    plain_to_tls = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+    async with server(answering(plain_to_tls, then_close=True)) as port:
+        answer = await Calls("127.0.0.1", port, None, 5).call("GET", "/v1.41/info", {}, None, 5)
+    assert (answer.status, answer.body) == (400, b"Client sent an HTTP request to an HTTPS server.\n")
+
+
 async def test_an_answer_cut_short_is_a_lost_body_and_the_connection_is_not_kept():
     cut = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n[1,2"
     async with server(answering(cut, then_close=True)) as port:

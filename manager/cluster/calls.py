@@ -47,7 +47,6 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self._answer = asyncio.get_running_loop().create_future()
         self._began, self._until_eof, self.reusable = False, False, False
-        self._headers, self._body = [], []
         self.transport.write(request)
         return self._answer
 
@@ -90,15 +89,18 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.reusable = self.parser.should_keep_alive()
-        if self._answer is not None and not self._answer.done():
-            self._answer.set_result(Answer(self.parser.get_status_code(), b"".join(self._body),
-                                           CIMultiDictProxy(CIMultiDict(self._headers))))
+        answer, self._answer = self._answer, None  # an idle connection keeps no answer alive
+        if answer is not None and not answer.done():
+            answer.set_result(Answer(self.parser.get_status_code(), b"".join(self._body),
+                                     CIMultiDictProxy(CIMultiDict(self._headers))))
+        self._headers, self._body = [], []
 
     def _fail(self, exc: Exception) -> None:
-        if self._answer is not None and not self._answer.done():
+        answer, self._answer = self._answer, None
+        if answer is not None and not answer.done():
             if self._began and not isinstance(exc, BodyLost):
                 exc = BodyLost(str(exc) or type(exc).__name__)
-            self._answer.set_exception(exc)
+            answer.set_exception(exc)
 
 
 class Calls:

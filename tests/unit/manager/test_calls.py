@@ -74,6 +74,7 @@ async def test_calls_reuse_one_kept_alive_connection_and_send_the_request_as_giv
             answer = await calls.call("GET", "/v1.41/containers/json?all=1", {}, None, 5)
             assert (answer.status, answer.body, answer.headers["content-type"]) == (200, b"[]", "application/json")
         await calls.call("POST", "/v1.41/x", {"Content-Type": "application/json"}, b'{"a":1}', 5)
+        assert [conn._answer for conn in calls._idle] == [None]  # nor its last answer's bytes
         calls.close()
     assert len(connections) == 1
     assert HEADS[0].startswith(b"GET /v1.41/containers/json?all=1 HTTP/1.1\r\nHost: 127.0.0.1:")

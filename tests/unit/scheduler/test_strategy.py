@@ -150,9 +150,33 @@ def test_keep_up_takes_the_changed_nodes_again_before_the_next_placement(monkeyp
     spec = make_spec("constraint:zone!=x")
     assert scheduler.choose(spec, nodes).name == "n0"
     taken: list[int] = []
-    keys_now = scheduler._keys_now
-    monkeypatch.setattr(scheduler, "_keys_now", lambda s, n: taken.append(len(n)) or keys_now(s, n))
+    node_keys = scheduler._node_keys
+    monkeypatch.setattr(scheduler, "_node_keys", lambda s, n: taken.append(len(n)) or node_keys(s, n))
     nodes = [make_node("n0", containers=busy(5), cpus=4, memory=4 * GIB), *nodes[1:]]
     scheduler.keep_up(nodes)
     assert taken == [1]  # the one changed node, for the one spec placed so far
     assert scheduler.choose(spec, nodes).name == "n1" and taken == [1]  # nothing left to take again
+
+
+def test_a_spec_placed_first_reuses_the_parts_it_shares_with_the_specs_before(monkeypatch):
+    scheduler = Scheduler(rng=random.Random(0))
+    nodes = equal_nodes(1, 2, 3, 3)
+    assert scheduler.choose(make_spec("constraint:zone!=x"), nodes).name == "n0"
+    taken: list[int] = []
+    node_keys = scheduler._node_keys
+    monkeypatch.setattr(scheduler, "_node_keys", lambda s, n: taken.append(len(n)) or node_keys(s, n))
+    other = make_spec("constraint:zone!=y")  # another signature, the same reservations (none)
+    assert scheduler.choose(other, nodes).name == scheduler.rank(other, nodes)[0].name == "n0"
+    assert taken == []  # the strategy's keys were not worked out again
+    assert scheduler.choose(make_spec(host={"Memory": GIB}), nodes).name == "n0"
+    assert taken == [4]  # other reservations: other keys
+
+
+def test_keep_up_before_any_placement_makes_the_parts_every_spec_shares(monkeypatch):
+    scheduler = Scheduler(rng=random.Random(0))
+    nodes = equal_nodes(1, 2, 3, 3)
+    scheduler.keep_up(nodes)
+    taken: list[int] = []
+    node_keys = scheduler._node_keys
+    monkeypatch.setattr(scheduler, "_node_keys", lambda s, n: taken.append(len(n)) or node_keys(s, n))
+    assert scheduler.choose(make_spec("constraint:zone!=x"), nodes).name == "n0" and taken == []

@@ -10,7 +10,8 @@ kept for good. Python's own full collections are turned off: while the cache fil
 at 5,000 engines they ran every few hundred milliseconds over the whole growing heap (14 of the
 25 seconds of CPU the start took), and a full collection every FREEZE_EVERY walked what had
 survived since the last freeze (the `ps` order of 150,000 containers, rebuilt after a change):
-pauses of 50-500 ms.
+pauses of 50-500 ms. That order runs a round itself once built (`Cluster.newest_first`), so the
+young collections until the next round do not walk it either.
 """
 from __future__ import annotations
 

@@ -332,7 +332,11 @@ class Cluster:
 
     def keep_up(self) -> None:
         """Bring the scheduler snapshots, and the node keys the scheduler keeps for the specs placed
-        lately, up to date (called every second: a few changed engines each time)."""
+        lately, up to date (called every second: a few changed engines each time). The snapshots are
+        taken again for the engines written to even while the `nodes` view holds: past the last
+        8,192 writes (`updated_at` alone, at 5,000 engines, in about a minute) a build cannot tell
+        who wrote and takes all of them again (33 ms at 5,000), on the create after a quiet spell."""
+        self._update_snapshots()
         self.scheduler.keep_up(self.nodes())
 
     def nodes(self) -> list[Node]:
@@ -355,9 +359,12 @@ class Cluster:
     def _snapshots(self) -> tuple[list[Node], dict[str, int]]:
         """Every validated engine's snapshot, and the place of each engine's in that list; only the
         engines that wrote since the last build are taken again (a create changes one of them)."""
+        self._update_snapshots()
+        return list(self._snapshot_list.values), self._snapshot_list.index
+
+    def _update_snapshots(self) -> None:
         view, networks = self.overlay(), self.overlay_networks()
         self._snapshot_list.update(self.validated(), (view, networks), lambda e: self.node(e, view, networks))
-        return list(self._snapshot_list.values), self._snapshot_list.index
 
     def best_engine(self, spec: ContainerSpec, kind: str = "container", avoid: Iterable[str] = ()) -> Engine:
         """The engine the scheduler ranks first for `spec` (a container, or what `kind` says: a

@@ -275,6 +275,30 @@ def test_scheduler_snapshots_are_taken_again_only_for_the_engines_that_changed()
     assert cluster.scheduler.choose(ContainerSpec.from_create_body({}), cluster.nodes()).name == "node2"
 
 
+def test_keep_up_follows_the_writes_so_a_create_after_a_quiet_spell_takes_one_snapshot_again(monkeypatch):
+    """Writes the snapshots do not read (`updated_at`: every refresh) leave the `nodes` view in place;
+    keep_up still follows them, so a change after more than CHANGES.LOG of them takes one engine again."""
+    engines = []
+    for n in (1, 2, 3):
+        e = Engine(f"10.0.0.{n}:2375", None, EngineOptions(), notify=lambda *_: None, is_duplicate=lambda _: None)
+        e.name, e.id, e.state, e.cpus, e.memory = f"node{n}", f"ID{n}|10.0.0.{n}:2375", "Healthy", 2, 2**30
+        engines.append(e)
+    cluster = Cluster(Scheduler(), EngineOptions())
+    cluster.engines = {e.addr: e for e in engines}
+    before = cluster.nodes()
+    for _ in range(3):  # a minute at 5,000 engines: refreshes, seen by keep_up every second
+        for _ in range(CHANGES.LOG // 2):
+            engines[0].updated_at = NOW
+        cluster.keep_up()
+    taken: list[str] = []
+    node = cluster.node
+    monkeypatch.setattr(cluster, "node", lambda e, *rest: taken.append(e.name) or node(e, *rest))
+    row = list_row(f"{9:064x}", "c9", "running", "Up 1 second", Created=int(NOW))
+    engines[1]._store(row["Id"], from_list_row(row, "node2", engines[1].ip, engines[1].containers.interner, NOW))
+    after = cluster.nodes()
+    assert taken == ["node2"] and after[0] is before[0] and [len(n.containers) for n in after] == [0, 1, 0]
+
+
 @pytest.mark.parametrize("live, full_rounds", [(True, [10, 20]), (False, list(range(1, 21)))])
 async def test_the_periodic_refresh_lists_everything_only_every_tenth_round_while_events_flow(
         monkeypatch, live, full_rounds):

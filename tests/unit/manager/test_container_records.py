@@ -245,7 +245,8 @@ def test_info_rows_come_in_blocks_and_only_a_changed_nodes_block_is_joined_again
     assert sum(1 for r in rows if r[0] == "  └ Status") == len(engines)
 
 
-def test_scheduler_snapshots_are_taken_again_only_for_the_engines_that_changed():
+def three_engines() -> tuple[Cluster, list[Engine]]:
+    """A cluster of three Healthy engines node1..node3, with empty caches (no connection is made)."""
     engines = []
     for n in (1, 2, 3):
         e = Engine(f"10.0.0.{n}:2375", None, EngineOptions(), notify=lambda *_: None, is_duplicate=lambda _: None)
@@ -253,6 +254,11 @@ def test_scheduler_snapshots_are_taken_again_only_for_the_engines_that_changed()
         engines.append(e)
     cluster = Cluster(Scheduler(), EngineOptions())
     cluster.engines = {e.addr: e for e in engines}
+    return cluster, engines
+
+
+def test_scheduler_snapshots_are_taken_again_only_for_the_engines_that_changed():
+    cluster, engines = three_engines()
 
     def add(engine: Engine, n: int) -> None:
         row = list_row(f"{n:064x}", f"c{n}", "running", "Up 1 second", Created=int(NOW))
@@ -278,13 +284,7 @@ def test_scheduler_snapshots_are_taken_again_only_for_the_engines_that_changed()
 def test_keep_up_follows_the_writes_so_a_create_after_a_quiet_spell_takes_one_snapshot_again(monkeypatch):
     """Writes the snapshots do not read (`updated_at`: every refresh) leave the `nodes` view in place;
     keep_up still follows them, so a change after more than CHANGES.LOG of them takes one engine again."""
-    engines = []
-    for n in (1, 2, 3):
-        e = Engine(f"10.0.0.{n}:2375", None, EngineOptions(), notify=lambda *_: None, is_duplicate=lambda _: None)
-        e.name, e.id, e.state, e.cpus, e.memory = f"node{n}", f"ID{n}|10.0.0.{n}:2375", "Healthy", 2, 2**30
-        engines.append(e)
-    cluster = Cluster(Scheduler(), EngineOptions())
-    cluster.engines = {e.addr: e for e in engines}
+    cluster, engines = three_engines()
     before = cluster.nodes()
     for _ in range(3):  # a minute at 5,000 engines: refreshes, seen by keep_up every second
         for _ in range(CHANGES.LOG // 2):

@@ -104,13 +104,15 @@ class _Connection(asyncio.Protocol):
 
 
 class Calls:
-    """Short calls to the engine at `host`:`port` (TLS with `tls`), over the connections kept idle."""
+    """Short calls to the engine at `addr` (`host:port` or `[v6]:port`; TLS with `tls`), over the
+    connections kept idle."""
 
-    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, connect_timeout: float) -> None:
-        self.host, self.port, self.tls = host, port, tls
+    def __init__(self, addr: str, tls: ssl.SSLContext | None, connect_timeout: float) -> None:
+        host, _, port = addr.rpartition(":")
+        self.host, self.port, self.tls = host.strip("[]"), int(port), tls
         self.connect_timeout = connect_timeout
         self._idle: list[_Connection] = []
-        self._host_header = f"Host: {host}:{port}\r\n".encode()
+        self._host_header = f"Host: {addr}\r\n".encode()  # a v6 address keeps its brackets here
 
     async def call(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None,
                    timeout: float) -> Answer:

@@ -289,8 +289,7 @@ class Engine(Addressed):
             hdrs["Content-Type"] = "application/json"
         target = quote(self.versioned(path), safe=PATH_SAFE) + (f"?{urlencode(params)}" if params else "")
         if self._calls is None:
-            host = self.ip[1:-1] if self.ip.startswith("[") else self.ip
-            self._calls = Calls(host, self.port, self.options.tls, CONNECT_TIMEOUT)
+            self._calls = Calls(self.addr, self.options.tls, CONNECT_TIMEOUT)
         try:
             answer = await self._calls.call(method, target, hdrs, data, CALL_TIMEOUT)
         except BodyLost as exc:

@@ -18,7 +18,7 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 
 @contextlib.asynccontextmanager
-async def server(handler: Handler) -> AsyncIterator[int]:
+async def server(handler: Handler, host: str = "127.0.0.1") -> AsyncIterator[int]:
     """A loopback server running `handler` per connection; its port."""
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -28,7 +28,7 @@ async def server(handler: Handler) -> AsyncIterator[int]:
         finally:
             writer.close()
 
-    srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+    srv = await asyncio.start_server(serve, host, 0)
     try:
         yield srv.sockets[0].getsockname()[1]
     finally:
@@ -69,7 +69,7 @@ async def test_calls_reuse_one_kept_alive_connection_and_send_the_request_as_giv
         await answering(OK, OK, OK, OK)(reader, writer)
 
     async with server(counted) as port:
-        calls = Calls("127.0.0.1", port, None, 5)
+        calls = Calls(f"127.0.0.1:{port}", None, 5)
         for _ in range(3):
             answer = await calls.call("GET", "/v1.41/containers/json?all=1", {}, None, 5)
             assert (answer.status, answer.body, answer.headers["content-type"]) == (200, b"[]", "application/json")
@@ -81,11 +81,19 @@ async def test_calls_reuse_one_kept_alive_connection_and_send_the_request_as_giv
     assert b"Content-Length: 7\r\n" in HEADS[-2] and HEADS[-1] == b'{"a":1}'
 
 
+async def test_a_v6_engine_is_dialled_bare_and_named_with_brackets_in_host():
+    async with server(answering(OK), host="::1") as port:
+        calls = Calls(f"[::1]:{port}", None, 5)
+        assert (await calls.call("GET", "/_ping", {}, None, 5)).status == 200
+        calls.close()
+    assert HEADS[0] == f"GET /_ping HTTP/1.1\r\nHost: [::1]:{port}\r\n\r\n".encode()
+
+
 async def test_a_chunked_answer_and_an_answer_without_a_body():
     chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
                b"3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n")
     async with server(answering(chunked, b"HTTP/1.1 204 No Content\r\n\r\n")) as port:
-        calls = Calls("127.0.0.1", port, None, 5)
+        calls = Calls(f"127.0.0.1:{port}", None, 5)
         assert (await calls.call("GET", "/a", {}, None, 5)).body == b"[1,2]"
         empty = await calls.call("POST", "/b", {}, None, 5)
         assert (empty.status, empty.body) == (204, b"")
@@ -97,14 +105,14 @@ async def test_an_answer_without_a_length_ends_with_its_connection():
     """What dockerd's TLS port answers to plain HTTP: HTTP/1.0, no headers, the text, then close."""
     plain_to_tls = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
     async with server(answering(plain_to_tls, then_close=True)) as port:
-        answer = await Calls("127.0.0.1", port, None, 5).call("GET", "/v1.41/info", {}, None, 5)
+        answer = await Calls(f"127.0.0.1:{port}", None, 5).call("GET", "/v1.41/info", {}, None, 5)
     assert (answer.status, answer.body) == (400, b"Client sent an HTTP request to an HTTPS server.\n")
 
 
 async def test_an_answer_cut_short_is_a_lost_body_and_the_connection_is_not_kept():
     cut = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n[1,2"
     async with server(answering(cut, then_close=True)) as port:
-        calls = Calls("127.0.0.1", port, None, 5)
+        calls = Calls(f"127.0.0.1:{port}", None, 5)
         with pytest.raises(BodyLost):
             await calls.call("GET", "/a", {}, None, 5)
         assert calls._idle == []
@@ -116,10 +124,10 @@ async def test_silence_is_a_timeout_and_not_http_is_a_connection_error():
 
     async with server(silent) as port:
         with pytest.raises(TimeoutError):
-            await Calls("127.0.0.1", port, None, 5).call("GET", "/a", {}, None, 0.2)
+            await Calls(f"127.0.0.1:{port}", None, 5).call("GET", "/a", {}, None, 0.2)
     async with server(answering(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", then_close=True)) as port:
         with pytest.raises(ConnectionError, match="not HTTP"):
-            await Calls("127.0.0.1", port, None, 5).call("GET", "/a", {}, None, 5)
+            await Calls(f"127.0.0.1:{port}", None, 5).call("GET", "/a", {}, None, 5)
 
 
 async def test_an_engine_turns_transport_failures_into_engine_down_and_counts_them():

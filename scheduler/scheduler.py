@@ -104,7 +104,8 @@ class Scheduler:
         its key for the spec's reservations. A spec placed for the first time reuses the parts it
         shares with the specs placed before (availability, health, slots, the keys), so at 5,000
         nodes it tests its own rules alone instead of walking every node object seven times."""
-        signature = tuple(f.signature(spec) for f in self._filters), spec.cpus, spec.memory
+        reads = tuple(f.signature(spec) for f in self._filters)
+        signature = reads, spec.cpus, spec.memory
         self._recent.pop(signature, None)
         self._recent[signature] = spec
         while len(self._recent) > MEMO_SIGNATURES:
@@ -114,10 +115,10 @@ class Scheduler:
             self._nodes_before, self._nodes_now = self._nodes_now, now
             self._changed = None
         parts = [self._part(("availability",), self._on_nodes(_is_active))]
-        for f in self._filters:
+        for f, read in zip(self._filters, reads):
             rules = f.rules(spec)
             if rules:
-                parts.append(self._part((f.name, f.signature(spec)), self._on_nodes(partial(_passing, rules))))
+                parts.append(self._part((f.name, read), self._on_nodes(partial(_passing, rules))))
         keys = self._part(("keys", spec.cpus, spec.memory), self._on_nodes(partial(self._node_keys, spec)))
 
         def combined(at: list[int] | None) -> list[tuple]:

@@ -3,12 +3,13 @@ request sent to several engines with their answers merged (broadcast)."""
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import AsyncIterator, Awaitable, Callable, Sequence, TypeVar
+
+import orjson
 
 from manager.api.call import After, Call
 from manager.api.jsonio import parse_filters
-from manager.cluster.engine import Engine
+from manager.cluster.engine import HEAD_TIMEOUT, Engine
 from manager.errors import ApiError, as_api_error, engine_error
 
 T = TypeVar("T")
@@ -108,21 +109,18 @@ async def send_each(call: Call, engines: Sequence[Engine], *, method: str | None
     `after(engine, status)` runs on each engine that succeeded (a cache refresh).
     """
     query = call.request.rel_url.raw_query_string if query is None else query
-    headers = {"Content-Type": "application/json"} if body is not None else None
 
     async def one(engine: Engine) -> object:
-        resp = await engine.open(method or call.request.method, path or call.path, query=query, data=body,
-                                 headers=headers, client_version=call.version)
-        async with resp:
-            raw = await resp.read()
+        status, raw, _ = await engine.call_raw(method or call.request.method, path or call.path, query=query,
+                                               body=body, client_version=call.version, head=HEAD_TIMEOUT)
         try:
-            decoded = json.loads(raw) if raw.strip() else None
+            decoded = orjson.loads(raw) if raw.strip() else None
         except ValueError:
             decoded = {"message": raw.decode(errors="replace").strip()}
-        if resp.status >= 300:
-            raise engine_error(resp.status, decoded or {})
+        if status >= 300:
+            raise engine_error(status, decoded or {})
         if after is not None:
-            await after(engine, resp.status)
+            await after(engine, status)
         return decoded
 
     return await fan_out(engines, one)

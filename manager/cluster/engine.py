@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import orjson
 
-from manager.cluster.calls import BodyLost, Calls
+from manager.cluster.calls import BodyLost, Calls, NoHead
 from manager.cluster.changes import CHANGES, WATCHED
 from manager.cluster.containers import Container, ContainerCache, from_inspect, from_list_row
 from manager.cluster.gates import DETAILS, LISTINGS
@@ -278,20 +278,27 @@ class Engine(Addressed):
         status, raw, answer_headers = await self.call_raw(method, path, params=params, body=body, headers=headers)
         return status, _decoded(raw, answer_headers)
 
-    async def call_raw(self, method: str, path: str, *, params: Any = None, body: Any = None,
-                       headers: dict | None = None) -> tuple[int, bytes, Mapping[str, str]]:
+    async def call_raw(self, method: str, path: str, *, params: Any = None, query: str = "", body: Any = None,
+                       headers: dict | None = None, client_version: str | None = None,
+                       head: float | None = None) -> tuple[int, bytes, Mapping[str, str]]:
         """A short call: (status, the answer's bytes, its headers), over manager.cluster.calls.
+        `body`: JSON bytes as they are, or a value to encode; `query` or `params`: the query.
+        The whole answer must come within CALL_TIMEOUT, or with `head` its start within `head`
+        seconds (then no deadline on the whole: a prune, an image removal).
         Connection failures and deadlines count against the engine's health and raise EngineDown."""
-        data = None
         hdrs = dict(headers or {})
-        if body is not None:
-            data = json.dumps(body).encode()
+        data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+        if data is not None:
             hdrs["Content-Type"] = "application/json"
-        target = quote(self.versioned(path), safe=PATH_SAFE) + (f"?{urlencode(params)}" if params else "")
+        query = query or (urlencode(params) if params else "")
+        target = quote(self.versioned(path, client_version), safe=PATH_SAFE) + (f"?{query}" if query else "")
         if self._calls is None:
             self._calls = Calls(self.addr, self.options.tls, CONNECT_TIMEOUT)
         try:
-            answer = await self._calls.call(method, target, hdrs, data, CALL_TIMEOUT)
+            answer = await self._calls.call(method, target, hdrs, data, None if head else CALL_TIMEOUT, head)
+        except NoHead as exc:
+            self.record_failure(exc)
+            raise EngineDown(500, f"{self.label} did not answer {method} {path} within {head:g}s") from None
         except BodyLost as exc:
             self.record_failure(exc)
             raise EngineDown(500, f"Lost the connection to {self.label}: {exc}") from exc

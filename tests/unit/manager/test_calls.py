@@ -10,7 +10,7 @@ from typing import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 
-from manager.cluster.calls import BodyLost, Calls
+from manager.cluster.calls import BodyLost, Calls, NoHead
 from manager.cluster.engine import Engine, EngineDown
 from manager.cluster.options import EngineOptions
 
@@ -128,6 +128,49 @@ async def test_silence_is_a_timeout_and_not_http_is_a_connection_error():
     async with server(answering(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", then_close=True)) as port:
         with pytest.raises(ConnectionError, match="not HTTP"):
             await Calls(f"127.0.0.1:{port}", None, 5).call("GET", "/a", {}, None, 5)
+
+
+async def test_a_head_deadline_bounds_the_wait_for_the_answer_to_begin_not_the_answer():
+    async def slow_body(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[")
+        await asyncio.sleep(0.5)
+        writer.write(b"]")
+        await reader.read()
+
+    async def silent(reader, writer):
+        await reader.read()
+
+    async with server(slow_body) as port:
+        calls = Calls(f"127.0.0.1:{port}", None, 5)
+        assert (await calls.call("DELETE", "/images/x", {}, None, head=0.3)).body == b"[]"
+        calls.close()
+    async with server(silent) as port:
+        calls = Calls(f"127.0.0.1:{port}", None, 5)
+        with pytest.raises(NoHead):
+            await calls.call("POST", "/images/prune", {}, None, head=0.2)
+        assert calls._idle == []
+
+
+async def test_an_engine_call_with_a_head_deadline_sends_bytes_and_query_as_given():
+    async def silent(reader, writer):
+        await reader.read()
+
+    async with aiohttp.ClientSession() as session:
+        async with server(answering(OK)) as port:
+            engine = Engine(f"127.0.0.1:{port}", session, EngineOptions(), lambda e, ev: None, lambda e: None)
+            status, raw, _ = await engine.call_raw("POST", "/networks/create", query="a=%2F1", body=b'{"Name":"n"}',
+                                                   client_version="1.30", head=5)
+            assert (status, raw) == (200, b"[]")
+            assert HEADS[0].startswith(b"POST /v1.30/networks/create?a=%2F1 HTTP/1.1\r\n")
+            assert b"Content-Type: application/json\r\n" in HEADS[0] and HEADS[1] == b'{"Name":"n"}'
+            await engine.stop()
+        async with server(silent) as port:
+            engine = Engine(f"127.0.0.1:{port}", session, EngineOptions(), lambda e, ev: None, lambda e: None)
+            with pytest.raises(EngineDown, match=r"did not answer POST /images/prune within 0.2s"):
+                await engine.call_raw("POST", "/images/prune", head=0.2)
+            assert engine.failures == 1
+            await engine.stop()
 
 
 async def test_an_engine_turns_transport_failures_into_engine_down_and_counts_them():

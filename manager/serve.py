@@ -132,7 +132,8 @@ async def _keep_up(cluster: Cluster, every: float = KEEP_UP_EVERY) -> None:
         seen = CHANGES.any
         try:
             cluster.keep_up()
-            render.keep_up(cluster)
+            await asyncio.sleep(0)  # what waits meanwhile goes first
+            await render.keep_up(cluster)
         except Exception:  # a bug must not end the task: the requests do the same work anyway
             log.exception("keeping views up to date failed")
 

@@ -60,10 +60,13 @@ class PerEngine(Generic[T]):
         self.index: dict[str, int] = {}  # engine address -> its place in `values`
         self._basis: tuple = ()  # the engines and the context of the last update (kept alive)
         self._seen = -1  # CHANGES.any at the last update
+        self.behind: set = set()  # engines that wrote and are not taken again yet (update's `limit`)
 
-    def update(self, engines: list, context: tuple, take: Callable[[Any], T]) -> list[tuple[int, T]] | None:
+    def update(self, engines: list, context: tuple, take: Callable[[Any], T],
+               limit: int | None = None) -> list[tuple[int, T]] | None:
         """Bring `values` up to date with `engines`: the (place, old value) of each value taken
-        again, or None when all of them were."""
+        again, or None when all of them were. With `limit`, at most that many are taken again; the
+        others wait in `behind` for the next update."""
         seen, basis = CHANGES.any, (engines, *context)
         same = len(basis) == len(self._basis) and all(a is b for a, b in zip(basis, self._basis))
         writers = CHANGES.writers_since(self._seen) if same else None
@@ -71,9 +74,14 @@ class PerEngine(Generic[T]):
         if writers is None:
             self._basis, self.index = basis, {e.addr: i for i, e in enumerate(engines)}
             self.values = [take(e) for e in engines]
+            self.behind = set()
             return None
+        pending, self.behind = self.behind.union(writers), set()
+        if limit is not None and len(pending) > limit:
+            while len(pending) > limit:
+                self.behind.add(pending.pop())
         changed = []
-        for engine in set(writers):
+        for engine in pending:
             i = self.index.get(engine.addr)
             if i is not None and engines[i] is engine:
                 changed.append((i, self.values[i]))

@@ -17,7 +17,7 @@ from discovery.etcd_store import Fence, StoreError
 from manager import heap
 from manager.cluster.builds import BuildSessions
 from manager.cluster.changes import CHANGES, PerEngine
-from manager.cluster.containers import NAMES_SEEN, Container
+from manager.cluster.containers import NAMES_SEEN, OWNERS, Container
 from manager.cluster.engine import ENGINE_STATES, HEALTHY, PENDING, Engine
 from manager.cluster.events import EventBus
 from manager.cluster.images import image_matches, pull_on
@@ -197,6 +197,9 @@ class Cluster:
         return self.view("validated", lambda: [e for e in self.listed_engines() if e.state != PENDING and e.id],
                          "name", "state", "id")
 
+    def _validated_by_id(self) -> dict[str, Engine]:
+        return self.view("by id", lambda: {e.id: e for e in self.validated()}, "name", "state", "id")
+
     def healthy(self) -> list[Engine]:
         return self.view("healthy", lambda: [e for e in self.listed_engines() if e.state == HEALTHY],
                          "name", "state")
@@ -259,6 +262,11 @@ class Cluster:
         return found
 
     def _lookup(self, ref: str) -> tuple[Engine, Container] | None:
+        owner = OWNERS.get(ref)  # a full ID (what create answered): its engine, if it is ours
+        if isinstance(owner, Engine) and self._validated_by_id().get(owner.id) is owner:
+            container = owner.containers.get(ref)
+            if container is not None:
+                return owner, container
         engines = self.validated()
         for engine in engines:  # full ID, then short ID or Swarm ID
             if ref in engine.containers:
@@ -371,7 +379,7 @@ class Cluster:
         build, a network), leaving out the engine IDs in `avoid` (engines a create has just failed
         on); NoFit when none can take it. Every decision goes to the placement log."""
         began = time.perf_counter()
-        by_id = self.view("by id", lambda: {e.id: e for e in self.validated()}, "name", "state", "id")
+        by_id = self._validated_by_id()
         avoid = set(avoid)
         nodes = self.nodes()
         try:

@@ -166,7 +166,7 @@ class Engine(Addressed):
         self.error = ""
         self.failures = 0
         self.updated_at = time.time()
-        self.containers = ContainerCache()
+        self.containers = ContainerCache(self)
         self.images: list[dict] = []
         self.networks: list[dict] = []  # `GET /networks` of this engine
         self.membership = Membership()
@@ -200,6 +200,7 @@ class Engine(Addressed):
         self._first_listing_done()
         if self._calls is not None:
             self._calls.close()
+        self.containers.release()
         was = self.state
         self.state = DISCONNECTED
         if was != DISCONNECTED:

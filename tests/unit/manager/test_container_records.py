@@ -11,7 +11,7 @@ import pytest
 from manager.api import render
 from manager.cluster.changes import CHANGES
 from manager.cluster.cluster import Cluster
-from manager.cluster.containers import ContainerCache, Interner, State, from_list_row
+from manager.cluster.containers import OWNERS, ContainerCache, Interner, State, from_list_row
 from manager.cluster.engine import Engine
 from manager.cluster.options import EngineOptions
 from scheduler import ContainerSpec, Scheduler
@@ -245,6 +245,37 @@ def test_info_rows_come_in_blocks_and_only_a_changed_nodes_block_is_joined_again
     assert sum(1 for r in rows if r[0] == "  └ Status") == len(engines)
 
 
+async def test_keep_up_takes_the_changed_nodes_rows_again_a_slice_at_a_time(monkeypatch):
+    engines = []
+    for n in range(1, 41):
+        e = Engine(f"10.0.1.{n}:2375", None, EngineOptions(), notify=lambda *_: None, is_duplicate=lambda _: None)
+        e.name, e.id, e.state, e.cpus, e.memory = f"node{n}", f"ID{n}|{e.addr}", "Healthy", 2, 2**30
+        engines.append(e)
+    cluster = Cluster(Scheduler(), EngineOptions())
+    cluster.engines = {e.addr: e for e in engines}
+    render.info(cluster, [])
+    for e in engines[5:30]:
+        e.error = "cut off"
+    monkeypatch.setattr(render, "KEEP_UP_SLICE", 10)
+    slices = []
+    real_sleep = asyncio.sleep
+
+    async def counted(delay):
+        slices.append(delay)
+        await real_sleep(delay)
+
+    monkeypatch.setattr(render.asyncio, "sleep", counted)
+    await render.keep_up(cluster)
+    assert len(slices) == 2  # 25 changed nodes, 10 at a time: the loop ran others twice between
+    memo = cluster.view("info", render.InfoMemo)
+    assert not memo.behind
+    taken = []
+    monkeypatch.setattr(render, "_node_part", lambda *a: taken.append(a) or (b"", render.ZERO_STATS))
+    rows = json.loads(b"".join(render.info(cluster, [])))["SystemStatus"]
+    assert taken == []  # keep_up left nothing for docker info to do
+    assert [r[1] for r in rows if r[0] == "  └ Error"] == ["cut off"] * 25
+
+
 def three_engines() -> tuple[Cluster, list[Engine]]:
     """A cluster of three Healthy engines node1..node3, with empty caches (no connection is made)."""
     engines = []
@@ -340,3 +371,29 @@ def test_a_listed_view_reads_its_own_labels_after_the_label_cache_was_cleared(mo
     bare = [from_list_row(list_row(f"{k:064x}", f"b{k}", "running", "Up 1 second", Labels=None),
                           "n", "10.0.0.1", interner, NOW) for k in range(2)]
     assert bare[0].labels is bare[1].labels and not bare[0].labels
+
+
+async def test_a_full_id_names_its_engine_at_once_until_the_container_or_its_engine_is_gone(monkeypatch):
+    cluster, engines = three_engines()
+    cid = f"{7:064x}"
+    row = list_row(cid, "web", "running", "Up 1 second", Created=int(NOW))
+    engines[2]._store(cid, from_list_row(row, "node3", engines[2].ip, engines[2].containers.interner, NOW))
+    cluster.validated()  # the view, as any request has made it before
+
+    def no_walk(self, key):
+        raise AssertionError("asked every engine's cache")
+
+    with monkeypatch.context() as m:
+        m.setattr(ContainerCache, "__contains__", no_walk)
+        engine, container = cluster.find_container(cid)
+    assert (engine, container.name) == (engines[2], "web")
+    engines[2].forget_container(cid)
+    assert cid not in OWNERS
+    with pytest.raises(Exception, match="No such container"):
+        cluster.find_container(cid)
+    engines[1]._store(cid, from_list_row(row, "node2", engines[1].ip, engines[1].containers.interner, NOW))
+    assert cluster.find_container(cid)[0] is engines[1]
+    await cluster.set_members([engines[0].addr, engines[2].addr])  # node2 leaves the cluster
+    assert cid not in OWNERS
+    with pytest.raises(Exception, match="No such container"):
+        cluster.find_container(cid)

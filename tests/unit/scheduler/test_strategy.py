@@ -180,3 +180,28 @@ def test_keep_up_before_any_placement_makes_the_parts_every_spec_shares(monkeypa
     node_keys = scheduler._node_keys
     monkeypatch.setattr(scheduler, "_node_keys", lambda s, n: taken.append(len(n)) or node_keys(s, n))
     assert scheduler.choose(make_spec("constraint:zone!=x"), nodes).name == "n0" and taken == []
+
+
+@pytest.mark.parametrize("strategy", ["spread", "binpack"])
+def test_a_kept_scheduler_chooses_among_the_same_nodes_as_a_fresh_one_placement_after_placement(strategy):
+    """The lowest key and its ties are kept between placements and brought up to date from the
+    nodes that changed: placements that change the first node, others and several at once, soft
+    rules, avoided nodes; each time the kept scheduler's choices are the nodes a fresh one (which
+    works everything out anew) can choose."""
+    rng = random.Random(7)
+    nodes = [make_node(f"n{i}", labels={"zone": "abc"[i % 3]}, containers=busy(rng.randrange(4)), cpus=4,
+                       memory=4 * GIB) for i in range(40)]
+    kept = Scheduler(strategy=strategy, rng=random.Random(1))
+    specs = [make_spec(), make_spec("constraint:zone!=a"), make_spec("constraint:zone==~b"),
+             make_spec(host={"Memory": GIB})]
+    for step in range(150):
+        spec = specs[step % len(specs)]
+        avoid = {f"id-n{rng.randrange(40)}"} if step % 5 == 0 else set()
+        fresh = {Scheduler(strategy=strategy, rng=random.Random(seed)).choose(spec, nodes, avoid).name
+                 for seed in range(60)}
+        chosen = kept.choose(spec, nodes, avoid)
+        assert chosen.name in fresh
+        for i in {nodes.index(chosen), rng.randrange(40)} if step % 7 else range(0, 40, 3):
+            count = max(0, len(nodes[i].containers) + rng.choice((-1, 1, 1)))
+            nodes[i] = make_node(nodes[i].name, labels=nodes[i].labels, containers=busy(count), cpus=4,
+                                 memory=4 * GIB)

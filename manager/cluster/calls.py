@@ -25,8 +25,8 @@ class BodyLost(ConnectionError):
     """The connection broke after the answer had begun."""
 
 
-class NoHead(TimeoutError):
-    """The answer did not begin within its deadline."""
+class NoAnswer(Exception):
+    """An answer did not start within its deadline (here, and for aiohttp's calls in engine.send)."""
 
 
 class Answer(NamedTuple):
@@ -135,7 +135,7 @@ class Calls:
                    timeout: float | None = None, head: float | None = None) -> Answer:
         """Send one request (`target`: path and query) and read its answer: the whole of it within
         `timeout` seconds, its head (status and headers) within `head` (None: no deadline). Raises
-        OSError (ConnectionError, ssl.SSLError; BodyLost once the answer had begun), NoHead when
+        OSError (ConnectionError, ssl.SSLError; BodyLost once the answer had begun), NoAnswer when
         the head deadline passed, or TimeoutError."""
         lines = [f"{method} {target} HTTP/1.1\r\n".encode(), self._host_header]
         lines += [f"{name}: {value}\r\n".encode() for name, value in headers.items()]
@@ -158,7 +158,7 @@ class Calls:
                 if conn is not None:
                     conn.close()
                 if isinstance(exc, TimeoutError) and started.expired():
-                    raise NoHead(f"no answer within {head:g}s") from None
+                    raise NoAnswer(f"no answer within {head:g}s") from None
                 raise
         if conn.reusable and not conn.closed and len(self._idle) < IDLE_KEPT:
             self._idle.append(conn)

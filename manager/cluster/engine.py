@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import orjson
 
-from manager.cluster.calls import BodyLost, Calls, NoHead
+from manager.cluster.calls import BodyLost, Calls, NoAnswer
 from manager.cluster.changes import CHANGES, WATCHED
 from manager.cluster.containers import Container, ContainerCache, from_inspect, from_list_row
 from manager.cluster.gates import DETAILS, LISTINGS
@@ -256,13 +256,16 @@ class Engine(Addressed):
             resp = await send(self.session, method, url, head=head, params=params, data=data, headers=headers,
                               timeout=timeout)
         except NoAnswer as exc:
-            self.record_failure(exc)
-            raise EngineDown(500, f"{self.label} did not answer {method} {path} within "
-                                  f"{head:g}s") from None
+            raise self.unanswered(exc, method, path, head) from None
         except CONNECTION_ERRORS as exc:
             raise self.unreachable(exc) from exc
         self.record_success()
         return resp
+
+    def unanswered(self, exc: NoAnswer, method: str, path: str, head: float | None) -> EngineDown:
+        """An answer that did not start in time: counted against the engine's health, and the error."""
+        self.record_failure(exc)
+        return EngineDown(500, f"{self.label} did not answer {method} {path} within {head:g}s")
 
     def unreachable(self, exc: BaseException) -> EngineDown:
         """A failed connection: counted against the engine's health, and the error to answer."""
@@ -297,9 +300,8 @@ class Engine(Addressed):
             self._calls = Calls(self.addr, self.options.tls, CONNECT_TIMEOUT)
         try:
             answer = await self._calls.call(method, target, hdrs, data, None if head else CALL_TIMEOUT, head)
-        except NoHead as exc:
-            self.record_failure(exc)
-            raise EngineDown(500, f"{self.label} did not answer {method} {path} within {head:g}s") from None
+        except NoAnswer as exc:
+            raise self.unanswered(exc, method, path, head) from None
         except BodyLost as exc:
             self.record_failure(exc)
             raise EngineDown(500, f"Lost the connection to {self.label}: {exc}") from exc
@@ -734,8 +736,8 @@ class Wake:
     def set(self) -> None:
         """Wake the pause now, or make the next one return at once."""
         self._set = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        if self._waiter is not None:
+            _resolve(self._waiter)
 
     def is_set(self) -> bool:
         return self._set
@@ -758,10 +760,6 @@ class Wake:
 def _resolve(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-class NoAnswer(Exception):
-    """An answer did not start within its deadline."""
 
 
 async def send(session: aiohttp.ClientSession, method: str, url: str, *, head: float | None,

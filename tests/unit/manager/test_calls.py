@@ -10,7 +10,7 @@ from typing import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 
-from manager.cluster.calls import BodyLost, Calls, NoHead
+from manager.cluster.calls import BodyLost, Calls, NoAnswer
 from manager.cluster.engine import Engine, EngineDown
 from manager.cluster.options import EngineOptions
 
@@ -147,7 +147,7 @@ async def test_a_head_deadline_bounds_the_wait_for_the_answer_to_begin_not_the_a
         calls.close()
     async with server(silent) as port:
         calls = Calls(f"127.0.0.1:{port}", None, 5)
-        with pytest.raises(NoHead):
+        with pytest.raises(NoAnswer):
             await calls.call("POST", "/images/prune", {}, None, head=0.2)
         assert calls._idle == []
 

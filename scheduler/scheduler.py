@@ -47,8 +47,8 @@ class Scheduler:
         self._rng = rng or random.Random()
         # what choose() keeps between placements (see _keys and _part)
         self._recent: dict[tuple, ContainerSpec] = {}  # the specs placed lately, by signature
-        self._parts: dict[tuple, tuple[tuple[Node, ...], list, list[int] | None]] = {}
-        self._lows: dict[tuple, tuple[list, tuple, set[int]]] = {}  # see _lowest
+        self._parts: dict[tuple, tuple[tuple[Node, ...], list]] = {}
+        self._lows: dict[tuple, tuple[list, tuple[Node, ...], tuple, set[int]]] = {}  # see _lowest
         self._nodes_now: tuple[Node, ...] = ()
         self._nodes_before: tuple[Node, ...] = ()
         self._changed: list[int] | None = None  # positions where _nodes_now differs from _nodes_before
@@ -102,12 +102,14 @@ class Scheduler:
 
     def _lowest(self, keys: list[tuple], part: tuple) -> tuple[tuple, list[int]]:
         """The lowest key and the positions that have it, in order: kept with the part, and brought
-        up to date from the positions taken again since (a placement changes one node's key; at
-        5,000 nodes a walk over all keys for their minimum and its ties was 60 % of a placement)."""
-        kept, touched = self._lows.get(part), self._parts[part][2]
-        if kept is not None and kept[0] is keys and touched is not None:
-            low, ties = kept[1], kept[2]
-            for i in touched:
+        up to date at the positions that hold other node objects than then (`_part` takes the keys
+        again there, in place; a placement changes one node's key; at 5,000 nodes a walk over all
+        keys for their minimum and its ties was 60 % of a placement)."""
+        kept = self._lows.pop(part, None)
+        ties: set[int] = set()
+        if kept is not None and kept[0] is keys:  # the same list: its length, and changes in place
+            low, ties = kept[2], kept[3]
+            for i in self._changes_since(kept[1]) if kept[1] is not self._nodes_now else ():
                 key = keys[i]
                 if key < low:
                     low, ties = key, {i}
@@ -115,14 +117,10 @@ class Scheduler:
                     ties.add(i)
                 else:
                     ties.discard(i)
-        else:
-            ties = set()
         if not ties:
             low = min(keys, default=UNFIT)
             ties = set(_positions(keys, low))
-        self._lows.pop(part, None)
-        self._lows[part] = (keys, low, ties)
-        self._parts[part] = (*self._parts[part][:2], [])
+        self._lows[part] = (keys, self._nodes_now, low, ties)
         while len(self._lows) > MEMO_PARTS:
             del self._lows[next(iter(self._lows))]
         return low, sorted(ties)
@@ -174,21 +172,18 @@ class Scheduler:
         only at the positions that hold other node objects than when it was last worked out."""
         now = self._nodes_now
         kept = self._parts.pop(signature, None)
-        touched: list[int] | None = None  # the positions taken again since _lowest (None: all)
         if kept is None or len(kept[0]) != len(now):
             values = compute(None)
         else:
-            values, touched = kept[1], kept[2]
+            values = kept[1]
             if kept[0] is not now:
                 changed = self._changes_since(kept[0])
                 if len(changed) > len(now) // 4:
-                    values, touched = compute(None), None
+                    values = compute(None)
                 else:  # in place: the kept list is this part's own
                     for i, value in zip(changed, compute(changed)):
                         values[i] = value
-                    if touched is not None:
-                        touched = touched + changed if len(touched) < len(now) // 4 else None
-        self._parts[signature] = (now, values, touched)
+        self._parts[signature] = (now, values)
         while len(self._parts) > MEMO_PARTS:
             del self._parts[next(iter(self._parts))]
         return values

@@ -227,14 +227,7 @@ def test_info_ps_order_and_engine_lists_follow_a_change_of_any_one_engine():
 
 
 def test_info_rows_come_in_blocks_and_only_a_changed_nodes_block_is_joined_again():
-    engines = []
-    for n in range(1, 2 * render.INFO_BLOCK + 10):
-        e = Engine(f"10.0.{n // 200}.{n % 200}:2375", None, EngineOptions(), notify=lambda *_: None,
-                   is_duplicate=lambda _: None)
-        e.name, e.id, e.state, e.cpus, e.memory = f"node{n}", f"ID{n}|{e.addr}", "Healthy", 2, 2**30
-        engines.append(e)
-    cluster = Cluster(Scheduler(), EngineOptions())
-    cluster.engines = {e.addr: e for e in engines}
+    cluster, engines = healthy_engines(2 * render.INFO_BLOCK + 9)
     first = render.info(cluster, [])
     assert len(first) == 2 + 3  # head, three blocks of node rows, tail
     engines[render.INFO_BLOCK + 5].error = "cut off"
@@ -246,13 +239,7 @@ def test_info_rows_come_in_blocks_and_only_a_changed_nodes_block_is_joined_again
 
 
 async def test_keep_up_takes_the_changed_nodes_rows_again_a_slice_at_a_time(monkeypatch):
-    engines = []
-    for n in range(1, 41):
-        e = Engine(f"10.0.1.{n}:2375", None, EngineOptions(), notify=lambda *_: None, is_duplicate=lambda _: None)
-        e.name, e.id, e.state, e.cpus, e.memory = f"node{n}", f"ID{n}|{e.addr}", "Healthy", 2, 2**30
-        engines.append(e)
-    cluster = Cluster(Scheduler(), EngineOptions())
-    cluster.engines = {e.addr: e for e in engines}
+    cluster, engines = healthy_engines(40)
     render.info(cluster, [])
     for e in engines[5:30]:
         e.error = "cut off"
@@ -276,12 +263,13 @@ async def test_keep_up_takes_the_changed_nodes_rows_again_a_slice_at_a_time(monk
     assert [r[1] for r in rows if r[0] == "  └ Error"] == ["cut off"] * 25
 
 
-def three_engines() -> tuple[Cluster, list[Engine]]:
-    """A cluster of three Healthy engines node1..node3, with empty caches (no connection is made)."""
+def healthy_engines(count: int) -> tuple[Cluster, list[Engine]]:
+    """A cluster of `count` Healthy engines node1..node<count>, with empty caches (no connection is made)."""
     engines = []
-    for n in (1, 2, 3):
-        e = Engine(f"10.0.0.{n}:2375", None, EngineOptions(), notify=lambda *_: None, is_duplicate=lambda _: None)
-        e.name, e.id, e.state, e.cpus, e.memory = f"node{n}", f"ID{n}|10.0.0.{n}:2375", "Healthy", 2, 2**30
+    for n in range(1, count + 1):
+        e = Engine(f"10.0.{n // 200}.{n % 200}:2375", None, EngineOptions(), notify=lambda *_: None,
+                   is_duplicate=lambda _: None)
+        e.name, e.id, e.state, e.cpus, e.memory = f"node{n}", f"ID{n}|{e.addr}", "Healthy", 2, 2**30
         engines.append(e)
     cluster = Cluster(Scheduler(), EngineOptions())
     cluster.engines = {e.addr: e for e in engines}
@@ -289,7 +277,7 @@ def three_engines() -> tuple[Cluster, list[Engine]]:
 
 
 def test_scheduler_snapshots_are_taken_again_only_for_the_engines_that_changed():
-    cluster, engines = three_engines()
+    cluster, engines = healthy_engines(3)
 
     def add(engine: Engine, n: int) -> None:
         row = list_row(f"{n:064x}", f"c{n}", "running", "Up 1 second", Created=int(NOW))
@@ -315,7 +303,7 @@ def test_scheduler_snapshots_are_taken_again_only_for_the_engines_that_changed()
 def test_keep_up_follows_the_writes_so_a_create_after_a_quiet_spell_takes_one_snapshot_again(monkeypatch):
     """Writes the snapshots do not read (`updated_at`: every refresh) leave the `nodes` view in place;
     keep_up still follows them, so a change after more than CHANGES.LOG of them takes one engine again."""
-    cluster, engines = three_engines()
+    cluster, engines = healthy_engines(3)
     before = cluster.nodes()
     for _ in range(3):  # a minute at 5,000 engines: refreshes, seen by keep_up every second
         for _ in range(CHANGES.LOG // 2):
@@ -374,7 +362,7 @@ def test_a_listed_view_reads_its_own_labels_after_the_label_cache_was_cleared(mo
 
 
 async def test_a_full_id_names_its_engine_at_once_until_the_container_or_its_engine_is_gone(monkeypatch):
-    cluster, engines = three_engines()
+    cluster, engines = healthy_engines(3)
     cid = f"{7:064x}"
     row = list_row(cid, "web", "running", "Up 1 second", Created=int(NOW))
     engines[2]._store(cid, from_list_row(row, "node3", engines[2].ip, engines[2].containers.interner, NOW))

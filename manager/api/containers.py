@@ -59,7 +59,8 @@ async def inspect(call: Call) -> web.Response:
 async def act(call: Call) -> web.StreamResponse:
     """start/stop/kill/restart/pause/unpause/wait: proxied, then the cache refreshed."""
     engine, container, path = _target(call)
-    return await proxy(call.request, engine, path, call.version, after=refresh_container(container.id))
+    return await proxy(call.request, engine, path, call.version, after=refresh_container(container.id),
+                       whole=call.args["action"] != "wait")
 
 
 async def update(call: Call) -> web.StreamResponse:
@@ -67,7 +68,7 @@ async def update(call: Call) -> web.StreamResponse:
     body = await read_model(call, UpdateBody)
     engine, container, path = _target(call)
     return await proxy(call.request, engine, path, call.version, body=encode(engine_cpu_shares(body.raw)),
-                       after=refresh_container(container.id))
+                       after=refresh_container(container.id), whole=True)
 
 
 async def rename(call: Call) -> web.StreamResponse:
@@ -76,12 +77,12 @@ async def rename(call: Call) -> web.StreamResponse:
     engine, container, path = _target(call)
     if call.cluster.name_taken(new):
         raise name_conflict(new)
-    return await proxy(call.request, engine, path, call.version, after=refresh_container(container.id))
+    return await proxy(call.request, engine, path, call.version, after=refresh_container(container.id), whole=True)
 
 
 async def remove(call: Call) -> web.StreamResponse:
     engine, container, path = _target(call)
-    return await proxy(call.request, engine, path, call.version, after=forget_container(container.id))
+    return await proxy(call.request, engine, path, call.version, after=forget_container(container.id), whole=True)
 
 
 async def attach(call: Call) -> web.StreamResponse:

@@ -45,18 +45,29 @@ def forward_headers(headers) -> CIMultiDict:
 
 async def proxy(request: web.Request, engine: Upstream, path: str, version: str | None, *,
                 body: bytes | None = None, query: str | None = None,
-                after: After | None = None) -> web.StreamResponse:
+                after: After | None = None, whole: bool = False) -> web.StreamResponse:
     """Send the client's request to `engine` at `path` and stream the answer back as it comes.
 
     Streams: headers go out as soon as the engine sends its own (`/wait`, `/events`, `logs -f`
     depend on it). `after(engine, status)` (a cache refresh) runs once the engine has finished, and
     before the client gets an answer that is not a stream.
+
+    `whole`: the answer is short and comes whole (start, stop, rm: `engine` is an Engine): sent
+    over the engine's kept-alive short-call connection. A connection of its own was a new TCP
+    connection for nearly every such call at 5,000 engines (none idle to that engine).
     """
+    if query is None:
+        query = request.rel_url.raw_query_string
+    if whole:
+        status, payload, headers = await engine.call_raw(
+            request.method, path, query=query, body=body, headers=forward_headers(request.headers),
+            client_version=version, head=head_timeout(path, request.query))
+        if after is not None:
+            await after(engine, status)
+        return web.Response(status=status, body=payload, headers=forward_headers(headers))
     data = body
     if data is None and request.body_exists:
         data = request.content.iter_chunked(CHUNK)
-    if query is None:
-        query = request.rel_url.raw_query_string
     upstream = await engine.open(request.method, path, query=query,
                                  data=data, headers=forward_headers(request.headers),
                                  head=head_timeout(path, request.query), client_version=version)

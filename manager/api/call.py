@@ -29,10 +29,11 @@ Handler = Callable[[Call], Awaitable[web.StreamResponse]]
 After = Callable[[Engine, int], Awaitable[None]]
 
 
-def refresh_container(cid: str) -> After:
-    """Re-inspect one container into the cache."""
+def refresh_container(cid: str, action: str = "") -> After:
+    """Re-inspect one container into the cache (after Shoal's `action` call on it: see
+    Engine.refresh_after)."""
     async def after(engine: Engine, status: int) -> None:
-        await engine.refresh_container(cid)
+        await engine.refresh_after(cid, action, status)
     return after
 
 

@@ -59,8 +59,9 @@ async def inspect(call: Call) -> web.Response:
 async def act(call: Call) -> web.StreamResponse:
     """start/stop/kill/restart/pause/unpause/wait: proxied, then the cache refreshed."""
     engine, container, path = _target(call)
-    return await proxy(call.request, engine, path, call.version, after=refresh_container(container.id),
-                       whole=call.args["action"] != "wait")
+    action = call.args["action"]
+    return await proxy(call.request, engine, path, call.version, after=refresh_container(container.id, action),
+                       whole=action != "wait")
 
 
 async def update(call: Call) -> web.StreamResponse:

@@ -476,7 +476,7 @@ class Cluster:
                 created = await self._create_on(engine, spec.create_body(), name, auth)
             except ApiError as exc:
                 raise CreateFailed(engine, exc) from None
-            await engine.refresh_container(created["Id"])
+            await engine.refresh_after(created["Id"], "create", 201)
         finally:
             self._pending[engine.addr].remove(placeholder)
             self._pending_names.discard(name or "")

@@ -3,6 +3,8 @@ small (as `docker ps`: tests/unit/manager/test_container_records.py), through th
 cluster of engines with filled caches (no engine is dialled: the answer comes from the cache)."""
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp.test_utils import TestClient, TestServer
 
 from manager.api import images
@@ -42,3 +44,22 @@ async def test_a_few_images_are_one_answer_with_a_length():
         assert resp.status == 200 and "Transfer-Encoding" not in resp.headers
         assert int(resp.headers["Content-Length"]) > 0 and len(await resp.json()) == 3
     assert images.IMAGE_ROWS < 990
+
+
+async def test_a_long_answer_lets_other_work_run_between_its_chunks():
+    """Writing a large list does not hold the loop until its end (the refreshes due meanwhile would
+    all run at once after it, in front of the next request)."""
+    ticks: list[int] = []
+    async with TestClient(TestServer(build_app(cluster_with_images(3000)))) as client:
+        async def ticking() -> None:
+            while True:
+                ticks.append(len(ticks))
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(ticking())
+        await asyncio.sleep(0)
+        resp = await client.get("/v1.41/images/json")
+        ticks.clear()
+        await resp.read()
+        ticker.cancel()
+    assert len(ticks) >= 3000 * 2 // images.IMAGE_ROWS - 1  # a turn after each chunk written

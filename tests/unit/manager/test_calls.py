@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from manager.api.routes import build_app
 from manager.cluster.calls import BodyLost, Calls, NoAnswer
+from manager.cluster.cluster import Cluster
 from manager.cluster.engine import Engine, EngineDown
 from manager.cluster.options import EngineOptions
+from scheduler import Scheduler
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -187,3 +192,37 @@ async def test_an_engine_turns_transport_failures_into_engine_down_and_counts_th
             await engine.call("GET", "/info")
         assert engine.failures == 2
         await engine.stop()
+
+
+async def test_container_actions_go_over_the_engines_kept_alive_connection():
+    """`docker start` (and stop, rm...) through the app: the engine's answer as it is, then the
+    re-inspect, all on the one connection the short calls keep (the engine has no aiohttp session
+    here: a connection of the action's own would fail)."""
+    cid = "c" * 64
+    doc = (b'{"Id":"' + cid.encode() + b'","Name":"/web","Created":"2027-01-15T08:00:00Z","Config":{"Labels":{}},'
+           b'"HostConfig":{},"NetworkSettings":{},"State":{"Status":"running","Running":true}}')
+    inspected = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(doc), doc)
+    not_modified = b"HTTP/1.1 304 Not Modified\r\nApi-Version: 1.41\r\n\r\n"
+    conflict = (b'HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n'
+                b'{"message":"is busy"}\n')
+    connections = []
+
+    async def engine_side(reader, writer):
+        connections.append(1)
+        await answering(b"HTTP/1.1 204 No Content\r\nApi-Version: 1.41\r\n\r\n", inspected,
+                        not_modified, inspected, conflict, inspected)(reader, writer)
+
+    async with server(engine_side) as port:
+        cluster = Cluster(Scheduler(), EngineOptions())
+        engine = Engine(f"127.0.0.1:{port}", None, EngineOptions(), lambda e, ev: None, lambda e: None)
+        engine.name, engine.id, engine.state = "node1", f"ID|127.0.0.1:{port}", "Healthy"
+        cluster.engines[engine.addr] = engine
+        engine._store(cid, engine.record_of(json.loads(doc), doc))
+        async with TestClient(TestServer(build_app(cluster))) as client:
+            answers = [await client.post(f"/v1.41/containers/web/{action}") for action in ("start", "start", "stop")]
+            assert [a.status for a in answers] == [204, 304, 409]
+            assert (await answers[2].json())["message"] == "is busy"
+        await engine.stop()
+    assert connections == [1]
+    assert HEADS[0].startswith(f"POST /v1.41/containers/{cid}/start HTTP/1.1\r\n".encode())
+    assert HEADS[1].startswith(f"GET /v1.41/containers/{cid}/json HTTP/1.1\r\n".encode())

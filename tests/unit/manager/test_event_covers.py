@@ -98,3 +98,20 @@ async def test_a_cover_ends_with_any_later_event_of_the_container_and_after_a_wh
     assert dockerd.inspects == 6
     await e.refresh_after(CID, "start", 204)  # the event's inspect is too old to stand for this call's
     assert dockerd.inspects == 7
+
+
+async def test_an_event_during_shoals_inspect_is_passed_on_once_the_cache_holds_what_it_read(engine):
+    """What an event is passed on to (the inventory, `docker events`) reads the cache after it, as
+    it did when each event made its own inspect."""
+    e, dockerd = engine
+    running_when_passed_on: list[bool] = []
+    e.notify = lambda engine, ev: running_when_passed_on.append(engine.containers.get(CID).state.running)
+    dockerd.status, dockerd.hold = "running", asyncio.Event()
+    call = asyncio.create_task(e.refresh_after(CID, "start", 204))
+    await asyncio.sleep(0)
+    following = asyncio.create_task(e._apply(event("start")))
+    await asyncio.sleep(0.05)
+    assert running_when_passed_on == [] and not following.done()
+    dockerd.hold.set()
+    await asyncio.gather(call, following)
+    assert running_when_passed_on == [True] and dockerd.inspects == 1

@@ -59,6 +59,8 @@ async def proxy(request: web.Request, engine: Upstream, path: str, version: str 
     if query is None:
         query = request.rel_url.raw_query_string
     if whole:
+        if body is None and request.body_exists:  # small (a start's old HostConfig): the engine judges it
+            body = await request.read()
         status, payload, headers = await engine.call_raw(
             request.method, path, query=query, body=body, headers=forward_headers(request.headers),
             client_version=version, head=head_timeout(path, request.query))

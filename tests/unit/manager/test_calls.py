@@ -219,10 +219,13 @@ async def test_container_actions_go_over_the_engines_kept_alive_connection():
         cluster.engines[engine.addr] = engine
         engine._store(cid, engine.record_of(json.loads(doc), doc))
         async with TestClient(TestServer(build_app(cluster))) as client:
-            answers = [await client.post(f"/v1.41/containers/web/{action}") for action in ("start", "start", "stop")]
+            answers = [await client.post(f"/v1.41/containers/web/{action}", data=body, headers=headers)
+                       for action, body, headers in (("start", None, None), ("start", None, None),
+                                                     ("stop", b"{}", {"Content-Type": "application/json"}))]
             assert [a.status for a in answers] == [204, 304, 409]
             assert (await answers[2].json())["message"] == "is busy"
         await engine.stop()
     assert connections == [1]
     assert HEADS[0].startswith(f"POST /v1.41/containers/{cid}/start HTTP/1.1\r\n".encode())
     assert HEADS[1].startswith(f"GET /v1.41/containers/{cid}/json HTTP/1.1\r\n".encode())
+    assert HEADS[4].startswith(f"POST /v1.41/containers/{cid}/stop HTTP/1.1\r\n".encode()) and HEADS[5] == b"{}"

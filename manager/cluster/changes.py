@@ -77,9 +77,8 @@ class PerEngine(Generic[T]):
             self.behind = set()
             return None
         pending, self.behind = self.behind.union(writers), set()
-        if limit is not None and len(pending) > limit:
-            while len(pending) > limit:
-                self.behind.add(pending.pop())
+        while limit is not None and len(pending) > limit:
+            self.behind.add(pending.pop())
         changed = []
         for engine in pending:
             i = self.index.get(engine.addr)

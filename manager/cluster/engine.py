@@ -394,8 +394,7 @@ class Engine(Addressed):
             now = asyncio.get_running_loop().time()
             kept = self._covers.pop((cid, action), None)
             if kept is None:  # the event is still to come
-                task = asyncio.ensure_future(self.refresh_container(cid))
-                self._cover(cid, action, now, task, by_event=False)
+                task = self._covering_inspect(cid, action, now, by_event=False)
                 await asyncio.wait([task])  # unlike an await, a cancelled call does not cancel it
                 return task.result()
             if kept[2] and now - kept[0] < COVER_FOR and await _succeeded(kept[1]):
@@ -414,18 +413,19 @@ class Engine(Addressed):
         cover = kept[COVERED_ACTIONS.index(action)]
         if cover is not None and not cover[2] and now - cover[0] < COVER_FOR and await _succeeded(cover[1]):
             return
-        task = asyncio.ensure_future(self.refresh_container(cid))
-        self._cover(cid, action, now, task, by_event=True)
-        await task
+        await self._covering_inspect(cid, action, now, by_event=True)
 
-    def _cover(self, cid: str, action: str, now: float, task: asyncio.Task, by_event: bool) -> None:
-        """Keep a cover (see refresh_after), and let go of those older than COVER_FOR."""
+    def _covering_inspect(self, cid: str, action: str, now: float, by_event: bool) -> asyncio.Task:
+        """Start a re-inspect kept as the cover of (cid, action) (see refresh_after), and let go of
+        the covers older than COVER_FOR."""
         while self._covers:
             oldest = next(iter(self._covers))
             if now - self._covers[oldest][0] < COVER_FOR:
                 break
             del self._covers[oldest]
+        task = asyncio.ensure_future(self.refresh_container(cid))
         self._covers[cid, action] = (now, task, by_event)
+        return task
 
     def forget_container(self, cid: str) -> None:
         """Drop a container from the cache (it was removed); it is no longer waiting for an inspect."""

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from manager.api.jsonio import decode, json_object, parse_filters
+from manager.api.jsonio import decode, encode, json_object, parse_filters
 from manager.api.models import (BuildQuery, CreateBody, ExecCreateBody, NetworkConnectBody, NetworkCreateBody,
                                 UpdateBody, VolumeCreateBody, validate)
 from manager.errors import ApiError
@@ -137,6 +137,16 @@ def test_json_go_would_refuse_is_a_400(raw):
     with pytest.raises(ApiError) as err:
         decode(raw, "invalid JSON in request body")
     assert err.value.status == 400 and err.value.message.startswith("invalid JSON in request body: ")
+
+
+def test_json_is_written_compact_and_in_utf8_as_dockerd_writes_it():
+    assert encode({"Name": "café", "Labels": {}, "Ids": [1, None, True], 7: 1.5}) == \
+        '{"Name":"café","Labels":{},"Ids":[1,null,true],"7":1.5}'.encode()
+
+
+def test_a_number_past_64_bits_that_a_client_sent_goes_on_exactly():
+    body = decode('{"Name": "n", "X-Extra": 1180591620717411303424, "Note": "é"}', "invalid JSON")
+    assert encode(body) == '{"Name":"n","X-Extra":1180591620717411303424,"Note":"é"}'.encode()
 
 
 def test_a_body_must_be_an_object():

@@ -1,30 +1,53 @@
 """Reference forwarders for bench.overlay: the least an HTTP proxy on aiohttp does (its server takes
-each request, its client sends it on over a keep-alive connection, the answer goes back; no routing,
-validation, cache or metrics) and a raw TCP relay (no HTTP at all), so that Shoal's overhead on a
-request can be set against what aiohttp itself and the extra hop cost on this machine.
+each request, a client sends it on over a keep-alive connection, the answer goes back; no routing,
+validation, cache or metrics), with aiohttp's client (`aiohttp`) or with Shoal's own short-call
+client (`lean`, manager.cluster.calls: the least the card's stack can do), and a raw TCP relay
+(`tcp`, no HTTP at all), so that Shoal's overhead on a request can be set against what aiohttp
+itself and the extra hop cost on this machine.
 
-    python -m bench.forwarders aiohttp|tcp PORT ENGINE_ADDR
+    python -m bench.forwarders aiohttp|lean|tcp PORT ENGINE_ADDR
 """
 from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Awaitable, Callable
 
 import aiohttp
 import uvloop
 from aiohttp import web
 
+from manager.cluster.calls import Calls
 
-async def http_forwarder(port: int, engine: str) -> None:
-    """An aiohttp server on 127.0.0.1:`port` whose one handler forwards to `engine` with aiohttp."""
+JSON = {"Content-Type": "application/json"}
+Send = Callable[[str, str, bytes], Awaitable[tuple[int, bytes]]]  # method, path and query, body
+
+
+def aiohttp_client(engine: str) -> Send:
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=64),
                                     auto_decompress=False)
 
+    async def send(method: str, target: str, body: bytes) -> tuple[int, bytes]:
+        async with session.request(method, f"http://{engine}{target}", data=body or None, headers=JSON) as resp:
+            return resp.status, await resp.read()
+    return send
+
+
+def lean_client(engine: str) -> Send:
+    calls = Calls(engine, None, connect_timeout=5)
+
+    async def send(method: str, target: str, body: bytes) -> tuple[int, bytes]:
+        answer = await calls.call(method, target, JSON, body or None)
+        return answer.status, answer.body
+    return send
+
+
+async def http_forwarder(port: int, send: Send) -> None:
+    """An aiohttp server on 127.0.0.1:`port` whose one handler forwards with `send`."""
+
     async def forward(request: web.Request) -> web.Response:
-        body = await request.read()
-        async with session.request(request.method, f"http://{engine}{request.rel_url.raw_path_qs}",
-                                   data=body or None, headers={"Content-Type": "application/json"}) as resp:
-            return web.Response(body=await resp.read(), status=resp.status, content_type="application/json")
+        status, body = await send(request.method, request.rel_url.raw_path_qs, await request.read())
+        return web.Response(body=body, status=status, content_type="application/json")
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", forward)
@@ -77,7 +100,10 @@ async def tcp_relay(port: int, engine: str) -> None:
 
 
 async def serve(kind: str, port: int, engine: str) -> None:
-    await (http_forwarder if kind == "aiohttp" else tcp_relay)(port, engine)
+    if kind == "tcp":
+        await tcp_relay(port, engine)
+    else:
+        await http_forwarder(port, (aiohttp_client if kind == "aiohttp" else lean_client)(engine))
     await asyncio.Event().wait()
 
 

@@ -10,15 +10,17 @@
 * the manager's CPU (utime + stime, from /proc: steadier than wall-clock medians on a shared machine)
   per overlay create + rm through Shoal, and per create + rm made straight on the engine (what its
   network events cost the manager);
-* with --reference, the same interleaved creates through the least aiohttp forwarder and through a
-  raw TCP relay (bench.forwarders): what aiohttp itself and the extra hop cost here.
+* with --reference, the same interleaved creates through the least aiohttp forwarder (aiohttp's server
+  and client), through the least the card's stack can do (aiohttp's server, Shoal's short-call
+  client, nothing else) and through a raw TCP relay (bench.forwarders): what aiohttp itself and the
+  extra hop cost here.
 
     python -m bench.overlay [--runs 30] [--lab benchov] [--subnet 10.213.64.0/24] [--reference]
 
 Last line: resolve_s=A cross_node_rtt_ms=B same_node_rtt_ms=C rtt_ratio=D create_ms=E
 create_direct_ms=F create_ratio=G cli_create_ratio=H (the same create with the docker CLI)
 create_cpu_ms=I direct_create_cpu_ms=J (manager CPU per create + rm, CPU_ROUNDS of each)
-[aiohttp_forwarder_ratio=K tcp_relay_ratio=L].
+[aiohttp_forwarder_ratio=K lean_forwarder_ratio=L tcp_relay_ratio=M].
 """
 from __future__ import annotations
 
@@ -41,6 +43,8 @@ from lab.state import LabSpec
 
 PINGS = 20
 CPU_ROUNDS = 300
+REFERENCES = {"aiohttp": "the least aiohttp forwarder", "lean": "aiohttp's server and Shoal's short-call client",
+              "tcp": "a raw TCP relay"}
 
 
 def docker(manager: str, *args: str) -> str:
@@ -128,7 +132,7 @@ def reference_ratio(kind: str, engine: str, runs: int) -> float:
     finally:
         proc.terminate()
         proc.wait()
-    what = "the least aiohttp forwarder" if kind == "aiohttp" else "a raw TCP relay"
+    what = REFERENCES[kind]
     print(f"network create -d overlay (API, keep-alive) through {what}: {through:.1f} ms, engine {straight:.1f} ms "
           f"(medians of {runs})", flush=True)
     return through / straight
@@ -177,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"manager CPU per create + rm: {cpu:.2f} ms through it, {direct_cpu:.2f} ms for one made straight "
               f"on the engine (its events; {CPU_ROUNDS} of each)", flush=True)
         if args.reference:
-            references = {kind: reference_ratio(kind, state.engines[0], args.runs) for kind in ("aiohttp", "tcp")}
+            references = {kind: reference_ratio(kind, state.engines[0], args.runs) for kind in REFERENCES}
         cli_through, cli_straight = cli_create_ms(manager, state.engines[0], max(3, args.runs // 3))
         print(f"docker network create -d overlay (CLI): manager {cli_through:.0f} ms, engine {cli_straight:.0f} ms",
               flush=True)
@@ -187,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
           f"rtt_ratio={cross / same:.2f} create_ms={through:.1f} create_direct_ms={straight:.1f} "
           f"create_ratio={through / straight:.2f} cli_create_ratio={cli_through / cli_straight:.2f} "
           f"create_cpu_ms={cpu:.2f} direct_create_cpu_ms={direct_cpu:.2f}" +
-          "".join(f" {kind}_{'forwarder' if kind == 'aiohttp' else 'relay'}_ratio={ratio:.2f}"
+          "".join(f" {kind}_{'relay' if kind == 'tcp' else 'forwarder'}_ratio={ratio:.2f}"
                   for kind, ratio in references.items()))
     return 0
 

@@ -121,10 +121,12 @@ class Cluster:
     async def set_members(self, addrs: Iterable[str]) -> None:
         """Follow discovery: new addresses become Pending engines, vanished ones are dropped."""
         wanted = set(addrs)
-        for addr in [a for a in self.engines if a not in wanted]:
-            engine = self.engines.pop(addr)
+        removed = [self.engines.pop(a) for a in list(self.engines) if a not in wanted]
+        if removed:  # a removed engine (its whole cache) is not kept alive as an ID's owner
             self._members += 1
-            log.info("engine removed addr=%s node=%s", addr, engine.name)
+            self._id_owners = {i: e for i, e in self._id_owners.items() if self.engines.get(e.addr) is e}
+        for engine in removed:
+            log.info("engine removed addr=%s node=%s", engine.addr, engine.name)
             await engine.stop()
         for addr in sorted(wanted - set(self.engines)):
             log.info("engine added addr=%s", addr)

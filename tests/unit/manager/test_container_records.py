@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
+import weakref
 
 import pytest
 
@@ -385,3 +387,18 @@ async def test_a_full_id_names_its_engine_at_once_until_the_container_or_its_eng
     assert cid not in OWNERS
     with pytest.raises(Exception, match="No such container"):
         cluster.find_container(cid)
+
+
+async def test_an_engine_that_left_the_cluster_is_let_go_of_with_its_cache():
+    cluster, engines = healthy_engines(2)
+    assert all(cluster._duplicate_of(e) is None for e in engines)  # validated: each its Docker ID's owner
+    row = list_row(f"{1:064x}", "web", "running", "Up 1 second", Created=int(NOW))
+    engines[1]._store(row["Id"], from_list_row(row, "node2", engines[1].ip, engines[1].containers.interner, NOW))
+    left = weakref.ref(engines[1])
+    await cluster.set_members([engines[0].addr])  # node2 leaves
+    del engines[1:]
+    assert [e.name for e in cluster.validated()] == ["node1"]
+    for _ in range(CHANGES.LOG):  # the log of recent writers lets go of it too
+        engines[0].updated_at = NOW
+    gc.collect()
+    assert left() is None

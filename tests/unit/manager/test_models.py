@@ -144,9 +144,13 @@ def test_json_is_written_compact_and_in_utf8_as_dockerd_writes_it():
         '{"Name":"café","Labels":{},"Ids":[1,null,true],"7":1.5}'.encode()
 
 
-def test_a_number_past_64_bits_that_a_client_sent_goes_on_exactly():
-    body = decode('{"Name": "n", "X-Extra": 1180591620717411303424, "Note": "é"}', "invalid JSON")
-    assert encode(body) == '{"Name":"n","X-Extra":1180591620717411303424,"Note":"é"}'.encode()
+@pytest.mark.parametrize("raw, sent", [
+    ('{"Name": "n", "X-Extra": 1180591620717411303424, "Note": "é"}',
+     b'{"Name":"n","X-Extra":1180591620717411303424,"Note":"\\u00e9"}'),
+    ('{"Name": "x\\ud800y"}', b'{"Name":"x\\ud800y"}'),  # a lone surrogate: JSON can carry it escaped
+])
+def test_what_a_client_sent_that_orjson_refuses_goes_on_exactly(raw, sent):
+    assert encode(decode(raw, "invalid JSON")) == sent
 
 
 def test_a_body_must_be_an_object():

@@ -78,7 +78,7 @@ def _add_usage(total: dict, engine: Engine, usage: dict) -> None:
 async def metrics(call: Call) -> web.Response:
     """`GET /metrics`: Prometheus text format (not a Docker API path; dockerd serves its own
     metrics on a separate address)."""
-    return web.Response(body=exposition(call.cluster.metrics), headers={"Content-Type": CONTENT_TYPE})
+    return web.Response(body=await exposition(call.cluster.metrics), headers={"Content-Type": CONTENT_TYPE})
 
 
 EVENT_FILTERS = {

@@ -9,10 +9,11 @@ route templates, status codes, reschedule reasons and roles; never container IDs
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 from typing import Any, Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -23,6 +24,9 @@ from scheduler import Node, Scheduler
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REGISTRY = CollectorRegistry()  # Shoal's own metrics and the process's (the library's default one is left alone)
+# No `_created` series beside each counter: at 5,000 engines one for every engine's refresh counter,
+# 5,000 lines of the scrape's 45,000, which Prometheus does not read in this text format.
+disable_created_metrics()
 
 PLACEMENTS = Counter("shoal_placements", "Scheduling decisions, by strategy and outcome (placed or no_fit, "
                      "with the rule that left no node: a filter name, resources or nodes)",
@@ -58,7 +62,10 @@ PlatformCollector(registry=REGISTRY)
 GCCollector(registry=REGISTRY)
 
 
-class ClusterCollector(Collector):
+NODES_A_TURN = 100  # nodes whose gauges are read between two turns of the loop
+
+
+class ClusterCollector:
     """Gauges read from the cluster when scraped: the engines by address (each counted under one of
     `states`), and the validated ones as the scheduler sees them (`nodes`)."""
 
@@ -66,7 +73,9 @@ class ClusterCollector(Collector):
                  states: tuple[str, ...]) -> None:
         self.engines, self.nodes, self.scheduler, self.states = engines, nodes, scheduler, states
 
-    def collect(self) -> Iterator[Metric]:
+    async def gauges(self) -> list[Metric]:
+        """The gauges, read NODES_A_TURN nodes at a time with a turn of the loop in between (at
+        5,000 nodes they are 35,000 samples); a node that left meanwhile is left out."""
         scheduler = self.scheduler
         engines = GaugeMetricFamily("shoal_engines", "Engines by state", labels=["state"])
         states = [e.state for e in self.engines.values()]
@@ -80,19 +89,43 @@ class ClusterCollector(Collector):
                                    labels=["node"])
         reserved_memory = GaugeMetricFamily("shoal_node_reserved_memory_bytes", "Memory reserved per node",
                                             labels=["node"])
-        for node in self.nodes():
-            _, running, paused, stopped = self.engines[node.addr].containers.counts()
-            for state, count in (("running", running), ("paused", paused), ("stopped", stopped)):
-                containers.add_metric([node.name, state], count)
-            cpus.add_metric([node.name], scheduler.total_cpus(node))
-            reserved_cpus.add_metric([node.name], node.used_cpus)
-            memory.add_metric([node.name], scheduler.total_memory(node))
-            reserved_memory.add_metric([node.name], node.used_memory)
-        yield from (engines, containers, cpus, reserved_cpus, memory, reserved_memory)
+        nodes = self.nodes()
+        for start in range(0, len(nodes), NODES_A_TURN):
+            if start:
+                await asyncio.sleep(0)
+            for node in nodes[start:start + NODES_A_TURN]:
+                engine = self.engines.get(node.addr)
+                if engine is None:
+                    continue
+                _, running, paused, stopped = engine.containers.counts()
+                for state, count in (("running", running), ("paused", paused), ("stopped", stopped)):
+                    containers.add_metric([node.name, state], count)
+                cpus.add_metric([node.name], scheduler.total_cpus(node))
+                reserved_cpus.add_metric([node.name], node.used_cpus)
+                memory.add_metric([node.name], scheduler.total_memory(node))
+                reserved_memory.add_metric([node.name], node.used_memory)
+        return [engines, containers, cpus, reserved_cpus, memory, reserved_memory]
 
 
-def exposition(cluster: ClusterCollector) -> bytes:
-    """The text format for one scrape: Shoal's own metrics and the process's, then the cluster's gauges."""
+class _Read(Collector):
+    """Metrics already read, for a registry of one scrape."""
+
+    def __init__(self, metrics: list[Metric]) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.metrics)
+
+
+def _text(gauges: list[Metric]) -> bytes:
     scrape = CollectorRegistry(auto_describe=False)
-    scrape.register(cluster)
+    scrape.register(_Read(gauges))
     return generate_latest(REGISTRY) + generate_latest(scrape)
+
+
+async def exposition(cluster: ClusterCollector) -> bytes:
+    """The text format for one scrape: Shoal's own metrics and the process's, then the cluster's
+    gauges. The text is written in a worker thread (prometheus-client's registries are made for
+    that): written in the loop, at 5,000 nodes, it held the loop 70-110 ms a scrape; the thread
+    lets the loop take its turn at least every switch interval (5 ms)."""
+    return await asyncio.to_thread(_text, await cluster.gauges())

@@ -38,32 +38,45 @@ def cluster_of(nodes: int) -> Cluster:
     return cluster
 
 
-async def measure(nodes: int, scrapes: int) -> list[tuple[float, float, int]]:
-    """(scrape ms, longest loop pause ms, bytes) of each scrape after a first one."""
-    frozen = asyncio.create_task(heap.keep_frozen())
-    pauses: list[float] = []
+class LoopPauses:
+    """While the block runs, a task takes every turn of the loop it can; `longest`: the longest it
+    had to wait for one (seconds)."""
 
-    async def other_work() -> None:
+    async def __aenter__(self) -> "LoopPauses":
+        self.pauses: list[float] = []
+        self._task = asyncio.create_task(self._take_turns())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._task.cancel()
+
+    async def _take_turns(self) -> None:
         last = time.perf_counter()
         while True:
             await asyncio.sleep(0)
             now = time.perf_counter()
-            pauses.append(now - last)
+            self.pauses.append(now - last)
             last = now
 
+    @property
+    def longest(self) -> float:
+        return max(self.pauses, default=0.0)
+
+
+async def measure(nodes: int, scrapes: int) -> list[tuple[float, float, int]]:
+    """(scrape ms, longest loop pause ms, bytes) of each scrape after a first one."""
+    frozen = asyncio.create_task(heap.keep_frozen())
     results = []
     async with TestClient(TestServer(build_app(cluster_of(nodes)))) as client:
         await (await client.get("/metrics")).read()
         for _ in range(scrapes):
-            pauses.clear()
-            ticking = asyncio.create_task(other_work())
-            await asyncio.sleep(0)
-            began = time.perf_counter()
-            body = await (await client.get("/metrics")).read()
-            took = time.perf_counter() - began
-            ticking.cancel()
-            results.append((took * 1000, max(pauses) * 1000, len(body)))
-            print(f"scrape {took * 1000:.0f} ms, longest loop pause {max(pauses) * 1000:.1f} ms, "
+            async with LoopPauses() as loop:
+                began = time.perf_counter()
+                body = await (await client.get("/metrics")).read()
+                took = time.perf_counter() - began
+            results.append((took * 1000, loop.longest * 1000, len(body)))
+            print(f"scrape {took * 1000:.0f} ms, longest loop pause {loop.longest * 1000:.1f} ms, "
                   f"{len(body) / 1e6:.2f} MB", flush=True)
     frozen.cancel()
     return results
